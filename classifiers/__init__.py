@@ -1,0 +1,1 @@
+"""Classifiers that turn a frame into detections (hat, mask, open storage, pests)."""
