@@ -105,12 +105,23 @@ class CameraConfig(_Strict):
     room: RoomKind = Field(RoomKind.OPERATION, title="Room", description="Kitchen area: operation, storage, washing, …")
     source: str = Field(title="Source URL", description="rtsp://, http(s)://, file://video.mp4, folder:///dir, or device://0.")
     username: str | None = Field(None, title="Username", description="Camera login (HTTP basic/digest or RTSP).")
-    password: str | None = Field(None, title="Password", description="Camera password; prefer an environment override.")
+    password: str | None = Field(None, title="Password", description="Camera password; prefer password_env.")
+    password_env: str | None = Field(None, title="Password variable", description="Environment variable that holds the password.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     auth: str = Field("auto", title="HTTP auth", description="auto, basic, digest or none.", pattern=r"^(auto|basic|digest|none)$")
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval_seconds=300), title="Schedule", description="When to take snapshots.")
     timeout_seconds: float = Field(10.0, title="Grab timeout (s)", description="Hard limit for one grab.", gt=0, le=300)
     rois: list[RegionOfInterest] = Field(default_factory=list, title="Regions of interest", description="Polygons classified for open storage.")
     enabled: bool = Field(True, title="Enabled", description="Disabled cameras are never scheduled.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("password_env") and not data.get("password"):
+            name = data["password_env"]
+            if name not in os.environ:
+                raise ValueError(f"password_env names {name!r}, which is not set in the environment")
+            data = {**data, "password": os.environ[name]}
+        return data
 
     @field_validator("source")
     @classmethod

@@ -1,0 +1,109 @@
+"""Wiring: build the database, storage, ledger and classifier handles a process needs."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from canteen_watch.config import CameraConfig, Settings
+from canteen_watch.db.base import make_engine, make_session_factory, write_transaction
+from canteen_watch.db.migrate import upgrade
+from canteen_watch.db.models import CameraRow, SiteRow
+from canteen_watch.pipeline import PipelineContext
+from canteen_watch.s3server import EmbeddedS3
+from canteen_watch.storage import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+def redact_source(source: str) -> str:
+    """The source URL without user name or password."""
+    parts = urlsplit(source)
+    if parts.username is None and parts.password is None:
+        return source
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def open_database(settings: Settings, *, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:
+    """Engine and session factory; the schema is upgraded to the newest migration first."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url, busy_timeout_seconds=settings.database.busy_timeout_seconds, echo=settings.database.echo)
+    if migrate:
+        upgrade(engine)
+    return engine, make_session_factory(engine)
+
+
+def sync_config(sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Mirror the configured sites and cameras into the database (credentials never stored)."""
+    with write_transaction(sessions) as session:
+        for site in settings.sites:
+            session.merge(SiteRow(id=site.id, name=site.name, kind=site.kind.value, district=site.district))
+        session.flush()
+        for camera in settings.cameras:
+            session.merge(_camera_row(camera))
+
+
+def _camera_row(camera: CameraConfig) -> CameraRow:
+    return CameraRow(
+        id=camera.id,
+        site_id=camera.site,
+        room=camera.room.value,
+        source=redact_source(camera.source),
+        enabled=camera.enabled,
+        rois=[roi.model_dump(mode="json") for roi in camera.rois],
+    )
+
+
+def open_storage(settings: Settings, stack: ExitStack) -> SnapshotStore:
+    """The snapshot store; starts the embedded S3 server when no endpoint is configured."""
+    endpoint = settings.storage.endpoint
+    if not endpoint:
+        server = EmbeddedS3.from_config(settings.storage, (settings.data_dir / "s3").resolve())
+        log.info("starting the embedded S3 server on %s", server.endpoint)
+        stack.enter_context(server)
+        endpoint = server.endpoint
+    store = SnapshotStore(settings.storage, settings.spool_path, endpoint=endpoint)
+    return store
+
+
+def open_sink(settings: Settings, sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+    """The ledger every accountable event is appended to."""
+    try:
+        from canteen_watch.ledger.sink import ledger_sink
+    except ImportError:  # the ledger package is not wired yet
+        from canteen_watch.recording import NullSink
+
+        log.warning("no ledger available: events are not ledgered")
+        return NullSink()
+    return ledger_sink(settings, sessions)
+
+
+def build_context(settings: Settings, stack: ExitStack, *, classify: bool = True) -> PipelineContext:
+    """Everything ``process_slot`` needs, for this process."""
+    engine, sessions = open_database(settings)
+    stack.callback(engine.dispose)
+    sync_config(sessions, settings)
+    store = open_storage(settings, stack)
+    classifier = load_classifier() if classify else None
+    context = PipelineContext(settings=settings, sessions=sessions, store=store, sink=open_sink(settings, sessions), classify_enabled=classify)
+    if classifier is not None:
+        context.classifier = classifier
+    return context
+
+
+def load_classifier():  # type: ignore[no-untyped-def]
+    """The shipped classifier, or the honest "no model" placeholder when none is installed."""
+    try:
+        from classifiers.inference import build_classifier
+    except ImportError:
+        from classifiers.base import NoModelClassifier
+
+        return NoModelClassifier()
+    return build_classifier()
