@@ -14,12 +14,16 @@ from datetime import datetime, timedelta
 
 import cv2
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from canteen_watch.config import CameraConfig, Settings
 from canteen_watch.core import ClassifierResult, Slot, SlotOutcome, StoredObject
-from canteen_watch.recording import EventSink, NullSink, claim_slot, mark_uploaded, record_failure, record_success
-from canteen_watch.storage import SnapshotStore, snapshot_key
+from canteen_watch.journal import Journal, JournalRecord, record_from_outcome
+from canteen_watch.recording import Claim, EventSink, NullSink, claim_slot, mark_uploaded, record_failure, record_success
+from canteen_watch.db.models import SnapshotRow
+from canteen_watch.storage import SnapshotStore, StorageUnavailableError, snapshot_key
 from classifiers.base import FrameClassifier, NoModelClassifier
 from snapshots.capture import CapturedFrame, CaptureError, capture_frame
 from snapshots.quality import assess
@@ -38,6 +42,11 @@ class PipelineContext:
     sink: EventSink = field(default_factory=NullSink)
     classify_enabled: bool = True
     stale_claim_after: timedelta = timedelta(minutes=10)
+    journal: Journal | None = None
+
+    def __post_init__(self) -> None:
+        if self.journal is None:
+            self.journal = Journal(self.settings.data_dir.resolve() / "journal")
 
     def capture(self, camera: CameraConfig) -> CapturedFrame:
         """Grab one frame from ``camera`` (hard timeout inside)."""
@@ -56,6 +65,26 @@ def classify(context: PipelineContext, camera: CameraConfig, image: np.ndarray) 
     return result
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached (not a bug or a constraint)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("connection", "could not connect", "server closed", "unable to open database", "timeout", "terminating"))
+
+
+def _claim(context: PipelineContext, camera: CameraConfig, slot: Slot) -> Claim | None:
+    """Claim the slot, or return None when the database is unreachable (journal mode)."""
+    try:
+        return claim_slot(context.sessions, camera, slot, stale_after=context.stale_claim_after)
+    except DBAPIError as exc:
+        if database_unavailable(exc):
+            return None
+        raise
+
+
 def process_slot(context: PipelineContext, camera_id: str, slot_time: datetime) -> SlotOutcome:
     """Capture, store, classify and record one slot of one camera.
 
@@ -66,26 +95,27 @@ def process_slot(context: PipelineContext, camera_id: str, slot_time: datetime) 
 
     Returns:
         What happened: ``stored``, ``spooled`` (S3 down; uploaded later), ``failed`` (with the
-        reason) or ``duplicate`` (the slot was already done or is in progress).
+        reason) or ``duplicate`` (the slot was already done or is in progress). When the database
+        is unreachable the slot is still captured and stored, and its record is journalled to
+        disk until :func:`replay_journal` can write it (``SlotOutcome.reason`` says so).
     """
     camera = context.settings.camera(camera_id)
     slot = Slot(camera_id, slot_time)
     timings: dict[str, float] = {}
 
     mark = time.perf_counter()
-    claim = claim_slot(context.sessions, camera, slot, stale_after=context.stale_claim_after)
+    claim = _claim(context, camera, slot)
     timings["claim"] = (time.perf_counter() - mark) * 1000
-    if claim.duplicate:
+    if claim is not None and claim.duplicate:
         return SlotOutcome(slot=slot, status="duplicate", snapshot_id=claim.snapshot_id, reason=claim.reason, timings_ms=timings)
-    assert claim.snapshot_id is not None
 
     mark = time.perf_counter()
     try:
         captured = context.capture(camera)
     except CaptureError as exc:
         timings["capture"] = (time.perf_counter() - mark) * 1000
-        record_failure(context.sessions, context.sink, camera, slot, claim.snapshot_id, str(exc), context.settings.health)
-        return SlotOutcome(slot=slot, status="failed", snapshot_id=claim.snapshot_id, reason=str(exc), timings_ms=timings)
+        note = _record(context, camera, slot, claim, record_from_outcome(camera.id, slot.slot_time, failure=str(exc)))
+        return SlotOutcome(slot=slot, status="failed", snapshot_id=claim.snapshot_id if claim else None, reason=f"{exc}{note}", timings_ms=timings)
     timings["capture"] = (time.perf_counter() - mark) * 1000
 
     mark = time.perf_counter()
@@ -104,27 +134,116 @@ def process_slot(context: PipelineContext, camera_id: str, slot_time: datetime) 
     timings["classify"] = (time.perf_counter() - mark) * 1000
 
     mark = time.perf_counter()
-    record_success(context.sessions, context.sink, camera, slot, claim.snapshot_id, frame, stored, quality, result, context.settings.health)
+    record = record_from_outcome(camera.id, slot.slot_time, frame=frame, stored=stored, quality=quality, result=result)
+    note = _record(context, camera, slot, claim, record)
     timings["record"] = (time.perf_counter() - mark) * 1000
 
+    reason = result.detail if result.status != "ok" else ""
     return SlotOutcome(
         slot=slot,
         status="spooled" if stored.spooled else "stored",
-        snapshot_id=claim.snapshot_id,
+        snapshot_id=claim.snapshot_id if claim else None,
         sha256=frame.sha256,
         key=key,
         detections=len(result.detections),
-        reason=result.detail if result.status != "ok" else "",
+        reason=(reason + note).strip(),
         timings_ms=timings,
     )
 
 
+def _record(context: PipelineContext, camera: CameraConfig, slot: Slot, claim: Claim | None, record: JournalRecord) -> str:
+    """Write the record to the database, or journal it when the database is unreachable."""
+    assert context.journal is not None
+    if claim is not None:
+        try:
+            _write_record(context, camera, slot, claim.snapshot_id, record)
+            return ""
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+    context.journal.write(record)
+    return " (database unreachable: record journalled)"
+
+
+def _write_record(context: PipelineContext, camera: CameraConfig, slot: Slot, snapshot_id: int | None, record: JournalRecord) -> None:
+    assert snapshot_id is not None
+    if record.failure is not None:
+        record_failure(context.sessions, context.sink, camera, slot, snapshot_id, record.failure, context.settings.health)
+    else:
+        assert record.stored is not None and record.quality is not None and record.result is not None
+        record_success(context.sessions, context.sink, camera, slot, snapshot_id, record.frame_stub(), record.stored, record.quality, record.result, context.settings.health)
+
+
+def replay_journal(context: PipelineContext) -> int:
+    """Write journalled records into the database; returns how many were written.
+
+    A slot that is already recorded (done before the outage, or replayed earlier) is dropped
+    from the journal without writing anything.
+    """
+    assert context.journal is not None
+    written = 0
+    for record in context.journal.records():
+        try:
+            camera = context.settings.camera(record.camera_id)
+        except KeyError:
+            continue  # camera removed from the configuration; keep the file for an operator
+        claim = claim_slot(context.sessions, camera, record.slot, stale_after=timedelta(0))
+        if not claim.duplicate:
+            _write_record(context, camera, record.slot, claim.snapshot_id, record)
+            written += 1
+        context.journal.remove(record)
+    return written
+
+
 def flush_spool(context: PipelineContext, limit: int | None = None) -> list[StoredObject]:
-    """Upload spooled snapshots and mark their rows stored; returns what was uploaded."""
+    """Upload spooled snapshots and mark their rows stored; returns what was uploaded.
+
+    If the database is unreachable while marking, the rows stay ``spooled`` and
+    :func:`reconcile_spooled` fixes them later; the objects themselves are safe in S3.
+    """
     uploaded = context.store.flush_spool(limit)
     for stored in uploaded:
-        mark_uploaded(context.sessions, context.sink, stored)
+        try:
+            mark_uploaded(context.sessions, context.sink, stored)
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
     return uploaded
+
+
+def reconcile_spooled(context: PipelineContext) -> int:
+    """Mark rows ``stored`` whose object reached S3 but whose row still says ``spooled``."""
+    waiting = {item.key for item in context.store.spool.items()}
+    with context.sessions() as session:
+        keys = session.scalars(select(SnapshotRow.key).where(SnapshotRow.status == "spooled")).all()
+    fixed = 0
+    for key in keys:
+        if key is None or key in waiting:
+            continue
+        stat = context.store.stat(key)
+        if stat is not None:
+            fixed += mark_uploaded(context.sessions, context.sink, stat)
+    return fixed
+
+
+def maintain(context: PipelineContext) -> dict[str, int]:
+    """One maintenance pass: replay the journal, flush the spool, reconcile rows.
+
+    Each step is skipped (and retried on the next pass) while its backend is unreachable.
+    """
+    done = {"journal_replayed": 0, "spool_uploaded": 0, "rows_reconciled": 0}
+    try:
+        done["journal_replayed"] = replay_journal(context)
+    except DBAPIError as exc:
+        if not database_unavailable(exc):
+            raise
+        return done
+    done["spool_uploaded"] = len(flush_spool(context))
+    try:
+        done["rows_reconciled"] = reconcile_spooled(context)
+    except StorageUnavailableError:
+        pass
+    return done
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -137,7 +137,7 @@ def record_success(
         snapshot.status = "spooled" if stored.spooled else "stored"
         snapshot.captured_at = frame.captured_at
         snapshot.bucket, snapshot.key, snapshot.version_id = stored.bucket, stored.key, stored.version_id
-        snapshot.sha256, snapshot.size, snapshot.width, snapshot.height = frame.sha256, len(frame.jpeg), frame.width, frame.height
+        snapshot.sha256, snapshot.size, snapshot.width, snapshot.height = frame.sha256, stored.size, frame.width, frame.height
         snapshot.sharpness, snapshot.brightness, snapshot.contrast = quality.sharpness, quality.brightness, quality.contrast
         snapshot.blurred, snapshot.dark, snapshot.blocked = quality.blurred, quality.dark, quality.blocked
         snapshot.classifier_status, snapshot.model_version = result.status, result.model_version
@@ -147,7 +147,7 @@ def record_success(
             actor=PIPELINE_ACTOR,
             action="snapshot.stored",
             subject=f"snapshot:{snapshot_id}",
-            payload={"camera": camera.id, "site": camera.site, "slot": slot.key, "size": len(frame.jpeg), "spooled": stored.spooled, "quality": quality.flags},
+            payload={"camera": camera.id, "site": camera.site, "slot": slot.key, "size": stored.size, "spooled": stored.spooled, "quality": quality.flags},
             evidence=evidence,
         )
         for detection in result.detections:

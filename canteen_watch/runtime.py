@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from canteen_watch.config import CameraConfig, Settings
+from canteen_watch.config import CameraConfig, Settings, redact_source
 from canteen_watch.db.base import make_engine, make_session_factory, write_transaction
 from canteen_watch.db.migrate import upgrade
 from canteen_watch.db.models import CameraRow, SiteRow
@@ -18,17 +17,6 @@ from canteen_watch.s3server import EmbeddedS3
 from canteen_watch.storage import SnapshotStore
 
 log = logging.getLogger(__name__)
-
-
-def redact_source(source: str) -> str:
-    """The source URL without user name or password."""
-    parts = urlsplit(source)
-    if parts.username is None and parts.password is None:
-        return source
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:

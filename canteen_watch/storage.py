@@ -210,6 +210,21 @@ class SnapshotStore:
         seconds = expiry_seconds or self.config.presign_expiry_seconds
         return self.client.presigned_get_object(bucket_name=self.bucket, object_name=key, expires=timedelta(seconds=seconds))
 
+    def stat(self, key: str) -> StoredObject | None:
+        """What S3 holds under ``key`` (None when absent)."""
+        try:
+            stat = self.client.stat_object(bucket_name=self.bucket, object_name=key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StorageUnavailableError(f"S3 stat of {key} failed: {exc}") from exc
+            raise
+        sha = next((v for k, v in stat.metadata.items() if k.lower() == "x-amz-meta-sha256"), "")
+        return StoredObject(bucket=self.bucket, key=key, sha256=sha, size=stat.size or 0, version_id=stat.version_id)
+
     def exists(self, key: str) -> bool:
         """True when the object is in S3."""
         try:

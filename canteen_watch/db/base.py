@@ -97,7 +97,8 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             session.flush()
             transaction.commit()
         except BaseException:
-            transaction.rollback()
+            if transaction.is_active:
+                transaction.rollback()
             raise
         finally:
             session.close()
