@@ -50,8 +50,6 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 def _add_basic_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory, user: str, password: str) -> None:
     """Require basic auth: only ``user`` may see and construct the media."""
     auth = GstRtspServer.RTSPAuth()
-    token = GstRtspServer.RTSPToken.new_empty()
-    token.get_structure()  # ensure the structure exists
     token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
     auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
