@@ -22,6 +22,7 @@ import argparse
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 from contextlib import suppress
@@ -133,6 +134,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     owner: "SimulatedCameraServer"
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """Clients hanging up (timeouts, closed streams) are normal for cameras: log quietly."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("simulated camera: client %s went away", client_address[0])
+            return
+        super().handle_error(request, client_address)
 
 
 class SimulatedCameraServer:
