@@ -29,6 +29,8 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TO
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
+    if not verbose:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:

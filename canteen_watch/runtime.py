@@ -14,7 +14,7 @@ from canteen_watch.db.migrate import upgrade
 from canteen_watch.db.models import CameraRow, SiteRow
 from canteen_watch.pipeline import PipelineContext
 from canteen_watch.s3server import EmbeddedS3
-from canteen_watch.storage import SnapshotStore
+from canteen_watch.storage import SnapshotStore, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ def open_storage(settings: Settings, stack: ExitStack) -> SnapshotStore:
         stack.enter_context(server)
         endpoint = server.endpoint
     store = SnapshotStore(settings.storage, settings.spool_path, endpoint=endpoint)
+    try:
+        store.ensure_bucket()
+    except StorageUnavailableError as exc:
+        log.warning("%s; snapshots are spooled until it answers", exc)
     return store
 
 
