@@ -55,7 +55,7 @@ class LedgerCliConfig:
         """Defaults from a ``canteen_watch.config.Settings``-like object (``data_dir``, ``database``)."""
         data_dir = Path(getattr(settings, "data_dir", ".cw-data"))
         database = getattr(settings, "database", None)
-        url = getattr(database, "url", None) or f"sqlite:///{data_dir / 'canteen-watch.db'}"
+        url = getattr(settings, "database_url", None) or getattr(database, "url", None) or f"sqlite:///{data_dir / 'canteen-watch.db'}"
         values: dict[str, Any] = {
             "db_url": url,
             "key_dir": data_dir / "keys",

@@ -403,7 +403,12 @@ class Ledger:
             last_checkpoint_time=tip.last_checkpoint_time,
         )
         if self._checkpoint_due(tip.size, new_tip):
-            checkpoint = self._make_checkpoint(session, new_tip)
+            try:
+                checkpoint = self._make_checkpoint(session, new_tip)
+            except LedgerInconsistent as exc:
+                # Keep recording evidence, but never sign over an inconsistent tree.
+                log.error("ledger checkpoint refused: %s (run `canteen-watch ledger verify`)", exc)
+                checkpoint = None
             if checkpoint is not None:
                 new_tip.last_checkpoint_size = checkpoint.size
                 new_tip.last_checkpoint_time = _now()
@@ -585,8 +590,9 @@ class Ledger:
                 "created_at": max(format_ts(_now()), tip.last_ts),
             },
         )
-        with self._lock:
-            self._pending.append(signed)
+        if self.publisher is not None:
+            with self._lock:
+                self._pending.append(signed)
         log.info("ledger checkpoint signed: size %d root %s", size, base64.b64encode(root).decode())
         return signed
 

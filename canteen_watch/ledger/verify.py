@@ -280,7 +280,7 @@ class Replay:
             report_missing(level, idx)
             start = idx << level
             if level >= len(counts) or idx >= counts[level]:
-                self.problem(start, "tree", f"stored Merkle node (level {level}, index {idx}) covers seq {start}..{start + (1 << level) - 1} beyond the log's {counts[0]} entries (truncated log?)")
+                self.problem(max(start, counts[0]), "tree", f"stored Merkle node (level {level}, index {idx}) covers seq {start}..{start + (1 << level) - 1} beyond the log's {counts[0]} entries (truncated log?)")
             elif value != levels[level][32 * idx : 32 * idx + 32]:
                 if not self._flagged_in(start, start + (1 << level)):
                     self.problem(start, "tree", f"stored Merkle node (level {level}, index {idx}) over seq {start}..{start + (1 << level) - 1} differs from the recomputed one")
@@ -397,11 +397,11 @@ def verify_ledger(
     replay = Replay(verifier, trusted, max_problems)
     e = entries_table.c
     query = select(*(getattr(e, name) for name in ENTRY_COLUMNS)).order_by(e.seq).execution_options(yield_per=batch)
-    replay.feed_entries(session.execute(query).tuples())
+    replay.feed_entries(session.execute(query))
     n = nodes_table.c
-    replay.feed_nodes(session.execute(select(n.level, n.idx, n.hash).order_by(n.level, n.idx).execution_options(yield_per=batch)).tuples())
+    replay.feed_nodes(session.execute(select(n.level, n.idx, n.hash).order_by(n.level, n.idx).execution_options(yield_per=batch)))
     c = checkpoints_table.c
-    replay.feed_checkpoints(session.execute(select(*(getattr(c, name) for name in CHECKPOINT_COLUMNS)).order_by(c.id)).tuples())
+    replay.feed_checkpoints(session.execute(select(*(getattr(c, name) for name in CHECKPOINT_COLUMNS)).order_by(c.id)))
     return replay.finish()
 
 
