@@ -66,7 +66,8 @@ class Authenticator:
         if not hmac.compare_digest(mac, expected):
             return "invalid"
         age = (now if now is not None else time.time()) - issued
-        return "valid" if 0 <= age <= NONCE_TTL_SECONDS else "stale"
+        # The stamp is rounded to milliseconds, so a fresh nonce may look up to 0.5 ms "young".
+        return "valid" if -1.0 <= age <= NONCE_TTL_SECONDS else "stale"
 
     # -- challenge / check --------------------------------------------------------------------
     def challenge(self, stale: bool = False) -> str:

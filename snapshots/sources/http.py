@@ -24,10 +24,11 @@ import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
 from canteen_watch.config import CameraConfig
-from snapshots.errors import AuthenticationError, CorruptFrameError, SourceUnavailableError
+from snapshots.errors import AuthenticationError, CaptureTimeoutError, CorruptFrameError, SourceUnavailableError
 from snapshots.sources.base import Source
 from snapshots.sources.mjpeg import read_first_part
 
@@ -89,7 +90,8 @@ class HttpSource(Source):
         try:
             return self.session.get(self.url, auth=auth, timeout=self.timeout, stream=True, allow_redirects=True)
         except requests.exceptions.Timeout as exc:
-            raise SourceUnavailableError(self.camera.id, f"{self.display_url}: timed out ({type(exc).__name__})") from None
+            # Same limit as capture_frame's hard deadline, whichever notices first.
+            raise CaptureTimeoutError(self.camera.id, f"no frame from {self.display_url} within {self.camera.timeout_seconds:g}s ({type(exc).__name__})") from None
         except requests.exceptions.ConnectionError as exc:
             raise SourceUnavailableError(self.camera.id, f"{self.display_url}: cannot connect ({_root_cause(exc)})") from None
         except requests.exceptions.RequestException as exc:
@@ -115,7 +117,8 @@ class HttpSource(Source):
 
         Raises:
             AuthenticationError: 401 after sending credentials, or credentials needed but absent.
-            SourceUnavailableError: Connection refused/reset, timeout, or an HTTP error status.
+            CaptureTimeoutError: Connect or read timeout (``camera.timeout_seconds``).
+            SourceUnavailableError: Connection refused/reset or an HTTP error status.
             CorruptFrameError: The body is larger than :data:`MAX_SNAPSHOT_BYTES` or the stream
                 ended before a whole part.
         """
@@ -135,7 +138,9 @@ class HttpSource(Source):
                 return self._read_body(response)
             except ValueError as exc:
                 raise CorruptFrameError(self.camera.id, f"{self.display_url}: {exc}") from None
-            except (requests.exceptions.RequestException, OSError) as exc:
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if _is_timeout(exc):
+                    raise CaptureTimeoutError(self.camera.id, f"no frame from {self.display_url} within {self.camera.timeout_seconds:g}s (read timed out)") from None
                 raise SourceUnavailableError(self.camera.id, f"{self.display_url}: connection failed while reading ({type(exc).__name__})") from None
         finally:
             response.close()
@@ -153,6 +158,21 @@ class HttpSource(Source):
                 raise ValueError(f"body exceeds {MAX_SNAPSHOT_BYTES} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """Whether a requests/urllib3/socket error, or anything it wraps, is a timeout."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+            return True
+        pending.extend([current.__cause__, current.__context__, *current.args])
+    return False
 
 
 def _root_cause(exc: BaseException) -> str:
