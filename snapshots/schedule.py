@@ -11,16 +11,21 @@ both, unlike classic cron's "either".)
 
 **Jobs.** ``id`` = camera id, ``coalesce=True`` (after a stall, run once, not once per missed
 slot), ``max_instances=1`` (never two captures of a camera at once), ``misfire_grace_time`` from
-the camera config, ``jitter`` from the camera config; a thread pool of
-``CaptureConfig.max_workers`` runs them. The job function :func:`run_camera_job` is module-level
+the camera config (whole seconds, at least 1: APScheduler 3 takes an int), ``jitter`` from the
+camera config; a :class:`SlotThreadPoolExecutor` of ``CaptureConfig.max_workers`` threads runs
+them. The job function :func:`run_camera_job` is module-level
 so APScheduler can store it by reference.
 
 **Slot time rule.** The job calls ``run_slot(camera_id, slot_time)`` where ``slot_time`` is the
 *nominal* fire time, without jitter: the latest grid point (interval) or cron match at or before
-the moment the job starts (:func:`nominal_slot_time`). Jitter only delays a run, and jitter must
-be shorter than the gap between slots (checked by :func:`validate_schedule`), so a jittered run
-maps back to its own slot, and re-running a slot yields the same slot time. A run that starts
-late because of a stall is coalesced by APScheduler and credited to the latest slot that was due.
+the run time APScheduler scheduled (:func:`nominal_slot_time`). The jittered run time reaches the
+job through :class:`SlotThreadPoolExecutor`, so a run that waits in the pool queue behind busy
+workers is still credited to its own slot, not to the one during which it happened to start.
+Jitter only delays a run and must be shorter than the gap between slots (checked by
+:func:`validate_schedule`), so a jittered run maps back to its own slot, and re-running a slot
+yields the same slot time. After a stall, APScheduler coalesces the missed runs into one, credited
+to the latest slot that was due. (Run with another executor, the job falls back to the moment it
+starts.)
 
 APScheduler 3.x's interval trigger computes each next fire time from the previous *jittered*
 one, which makes the schedule drift by the average jitter every run; :class:`GridIntervalTrigger`
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -249,12 +255,43 @@ def nominal_slot_time(camera: CameraConfig, moment: datetime, *, tz: tzinfo | st
 
 
 # -- the job and the scheduler -------------------------------------------------------------------
-def run_camera_job(camera: CameraConfig, run_slot: RunSlot, tz: tzinfo | str | None = None) -> None:
+def run_camera_job(camera: CameraConfig, run_slot: RunSlot, tz: tzinfo | str | None = None, scheduled_for: datetime | None = None) -> None:
     """The scheduled job: work out the nominal slot time and call ``run_slot``.
+
+    Args:
+        camera: The camera.
+        run_slot: The caller's callback.
+        tz: Time zone of cron schedules.
+        scheduled_for: The (jittered) run time APScheduler scheduled, added by
+            :class:`SlotThreadPoolExecutor`; the current time when absent.
 
     Exceptions from ``run_slot`` propagate to APScheduler, which logs them with the job id.
     """
-    run_slot(camera.id, nominal_slot_time(camera, utcnow(), tz=tz))
+    run_slot(camera.id, nominal_slot_time(camera, scheduled_for or utcnow(), tz=tz))
+
+
+class SlotThreadPoolExecutor(ThreadPoolExecutor):
+    """APScheduler's thread pool, telling each snapshot job the run time it was scheduled for.
+
+    APScheduler 3 calls a job with its stored arguments only; the scheduled run time stays inside
+    the executor. This executor hands :func:`run_camera_job` a copy of the job whose kwargs also
+    carry ``scheduled_for``, the run time being executed (one, since jobs coalesce).
+    """
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        if job.func is run_camera_job and len(run_times) == 1:
+            job = _job_with_kwargs(job, scheduled_for=run_times[0])
+        super()._do_submit_job(job, run_times)
+
+
+def _job_with_kwargs(job: Job, **extra: object) -> Job:
+    """A shallow copy of ``job`` (same id, so instance counting is unchanged) with more kwargs."""
+    clone = Job.__new__(Job)
+    for name in Job.__slots__:
+        if name != "__weakref__" and hasattr(job, name):
+            setattr(clone, name, getattr(job, name))
+    clone.kwargs = {**job.kwargs, **extra}
+    return clone
 
 
 def build_scheduler(settings: Settings, run_slot: RunSlot, *, tz: tzinfo | str | None = None) -> BackgroundScheduler:
@@ -273,7 +310,7 @@ def build_scheduler(settings: Settings, run_slot: RunSlot, *, tz: tzinfo | str |
     for camera in cameras:
         validate_schedule(camera, zone)
     scheduler = BackgroundScheduler(
-        executors={"default": ThreadPoolExecutor(max_workers=settings.capture.max_workers)},
+        executors={"default": SlotThreadPoolExecutor(max_workers=settings.capture.max_workers)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=zone,
         daemon=True,

@@ -18,6 +18,7 @@ from snapshots.schedule import (
     EPOCH,
     GridIntervalTrigger,
     ScheduleError,
+    SlotThreadPoolExecutor,
     build_scheduler,
     crontab_day_of_week,
     nominal_slot_time,
@@ -66,6 +67,7 @@ def test_jobs_created_with_triggers_and_options() -> None:
         assert job.coalesce is True and job.max_instances == 1
         assert job.func is run_camera_job and job.func_ref == "snapshots.schedule:run_camera_job"
         assert job.kwargs["camera"].id == job.id and job.kwargs["run_slot"] is _noop
+    assert isinstance(scheduler._executors["default"], SlotThreadPoolExecutor)  # noqa: SLF001
     assert isinstance(scheduler._executors["default"], ThreadPoolExecutor)  # noqa: SLF001
     assert scheduler._executors["default"]._pool._max_workers == 7  # noqa: SLF001
     assert not scheduler.running
@@ -205,3 +207,26 @@ def test_scheduler_fires_on_grid() -> None:
     assert all(b - a == timedelta(seconds=1) for a, b in zip(slots, slots[1:])), slots
     for slot, ran in fast:
         assert timedelta(0) <= ran - slot < timedelta(seconds=0.9), (slot, ran)
+
+
+def test_queued_run_keeps_its_own_slot() -> None:
+    """A run that starts late (pool busy) is credited to the slot it was scheduled for."""
+    calls: list[tuple[str, datetime]] = []
+    done = threading.Event()
+
+    def run_slot(camera_id: str, slot_time: datetime) -> None:
+        calls.append((camera_id, slot_time))
+        done.set()
+
+    settings = _settings({"id": "cam", "schedule": {"interval_seconds": 1, "misfire_grace_seconds": 30}})
+    scheduler = build_scheduler(settings, run_slot, tz="UTC")
+    scheduler.start(paused=True)
+    try:
+        job = scheduler.get_job("cam")
+        scheduled = datetime.now(UTC).replace(microsecond=300_000) - timedelta(seconds=2)  # 2.x s late
+        scheduler._executors["default"].submit_job(job, [scheduled])  # noqa: SLF001 - as the scheduler does
+        assert done.wait(timeout=5)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert calls == [("cam", scheduled.replace(microsecond=0))]
+    assert job.kwargs.keys() == {"camera", "run_slot", "tz"}, "the stored job must not be modified"
