@@ -97,6 +97,9 @@ def test_cli_errors_without_configuration(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 2 and "key folder" in result.output
     result = runner.invoke(ledger_app, ["--key-dir", str(tmp_path / "none"), "verify"])
     assert result.exit_code == 2 and "keygen" in result.output
+    assert runner.invoke(ledger_app, ["--key-dir", str(tmp_path / "k"), "keygen"]).exit_code == 0
+    result = runner.invoke(ledger_app, ["--key-dir", str(tmp_path / "k"), "--db-url", f"sqlite:///{tmp_path / 'empty.db'}", "verify"])
+    assert result.exit_code == 2 and "no ledger tables" in result.output
 
 
 def test_config_from_settings_and_lead_mount(tmp_path: Path) -> None:

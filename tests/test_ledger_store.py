@@ -220,6 +220,9 @@ def test_no_checkpoint_is_signed_over_an_inconsistent_tree(env: LedgerEnv) -> No
 
 # ------------------------------------------------------------------------------- tampering
 
+# Change the first hex digit of a column, whatever it is.
+FLIP = "(CASE WHEN substr({0}, 1, 1) = '1' THEN '2' ELSE '1' END || substr({0}, 2))"
+
 TAMPERS = {
     # name: (function(env) -> None, expected first bad seq)
     "actor byte": (lambda e: e.tamper("UPDATE ledger_entries SET actor = 'system:tesT' WHERE seq = 7"), 7),
@@ -231,8 +234,8 @@ TAMPERS = {
     "evidence key byte": (lambda e: e.tamper("UPDATE ledger_entries SET evidence_key = 'img/5.jpG' WHERE seq = 5"), 5),
     "evidence version added": (lambda e: e.tamper("UPDATE ledger_entries SET evidence_version_id = 'v2' WHERE seq = 5"), 5),
     "corrects added": (lambda e: e.tamper("UPDATE ledger_entries SET corrects = 1 WHERE seq = 9"), 9),
-    "prev_hash byte": (lambda e: e.tamper("UPDATE ledger_entries SET prev_hash = '1' || substr(prev_hash, 2) WHERE seq = 13"), 13),
-    "entry_hash byte": (lambda e: e.tamper("UPDATE ledger_entries SET entry_hash = '1' || substr(entry_hash, 2) WHERE seq = 4"), 4),
+    "prev_hash byte": (lambda e: e.tamper("UPDATE ledger_entries SET prev_hash = " + FLIP.format("prev_hash") + " WHERE seq = 13"), 13),
+    "entry_hash byte": (lambda e: e.tamper("UPDATE ledger_entries SET entry_hash = " + FLIP.format("entry_hash") + " WHERE seq = 4"), 4),
     "deleted row": (lambda e: e.tamper("DELETE FROM ledger_entries WHERE seq = 6"), 6),
     "reordered rows": (
         lambda e: e.tamper(

@@ -210,3 +210,12 @@ def test_one_thousand_random_tampers_are_all_detected(rows: dict[str, Any]) -> N
     assert missed == [], missed[:20]
     assert wrong_seq == [], '\n'.join(wrong_seq[:10])
     assert sum(kinds.values()) == TAMPERS and len(kinds) == 12, kinds
+
+
+def test_a_deleted_row_is_reported_once(rows: dict[str, Any]) -> None:
+    entries = list(rows["entries"])
+    del entries[120]
+    report = replay(rows, entries, rows["nodes"], rows["checkpoints"])
+    assert report.first_bad_seq == 120
+    assert len(report.problems) < 20, [str(p) for p in report.problems]
+    assert report.problems[0].kind == "missing"

@@ -116,11 +116,22 @@ def _key_dir(cfg: LedgerCliConfig) -> Path:
 
 
 def _factory(cfg: LedgerCliConfig):  # type: ignore[no-untyped-def]
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
     from canteen_watch.db.base import make_engine, make_session_factory
 
     if not cfg.db_url:
         raise _fail("no database URL: pass --db-url or set CANTEEN_WATCH_DATABASE__URL")
-    return make_session_factory(make_engine(cfg.db_url, busy_timeout_seconds=cfg.busy_timeout_seconds))
+    engine = make_engine(cfg.db_url, busy_timeout_seconds=cfg.busy_timeout_seconds)
+    try:
+        with engine.connect() as connection:
+            missing = {"ledger_entries", "ledger_nodes", "ledger_checkpoints"} - set(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot reach the database: {exc}") from None
+    if missing:
+        raise _fail(f"the database has no ledger tables ({', '.join(sorted(missing))}); run the migrations first")
+    return make_session_factory(engine)
 
 
 def _verifier(cfg: LedgerCliConfig) -> NoteVerifier:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import and_, func, insert, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from canteen_watch.ledger import merkle
@@ -281,11 +281,13 @@ class Ledger:
                 except ValueError:
                     raise LedgerError(f"entry {seq} has a malformed entry_hash") from None
         if inner:
-            for level, idx, value in session.execute(
-                select(nodes_table.c.level, nodes_table.c.idx, nodes_table.c.hash).where(
-                    tuple_(nodes_table.c.level, nodes_table.c.idx).in_(inner)
-                )
-            ):
+            # One "level = ? AND idx IN (…)" term per level: both SQLite and PostgreSQL use the
+            # primary key for it (SQLite scans the table for a row-value IN over VALUES).
+            by_level: dict[int, list[int]] = {}
+            for level, idx in inner:
+                by_level.setdefault(level, []).append(idx)
+            condition = or_(*(and_(nodes_table.c.level == level, nodes_table.c.idx.in_(idxs)) for level, idxs in sorted(by_level.items())))
+            for level, idx, value in session.execute(select(nodes_table.c.level, nodes_table.c.idx, nodes_table.c.hash).where(condition)):
                 found[(level, idx)] = bytes(value)
         missing = ids - found.keys()
         if missing:
@@ -297,6 +299,8 @@ class Ledger:
 
     def _prepare(self, event: Event, seq: int, ts: str, prev_hash: str) -> _Prepared:
         actor = check_text_field("actor", event.actor, 200)
+        if "@" in actor:
+            raise EntryError("actor looks like an e-mail address: use a role, an id or salted_hash(...)")
         action = check_action(event.action)
         subject = check_text_field("subject", event.subject, 200)
         payload_json = canonical_payload(dict(event.payload) if event.payload is not None else None)

@@ -144,6 +144,7 @@ class Replay:
         self._levels: list[bytearray] = [bytearray()]
         self._ts: list[str] = []
         self._flagged_seqs: list[int] = []
+        self._misaligned_from: int | None = None
         self._started = time.perf_counter()
 
     # -------------------------------------------------------------- problems
@@ -157,6 +158,8 @@ class Replay:
             bisect.insort(self._flagged_seqs, seq)
 
     def _flagged_in(self, start: int, end: int) -> bool:
+        if self._misaligned_from is not None and end > self._misaligned_from:
+            return True  # a consequence of rows missing or out of place, already reported
         i = bisect.bisect_left(self._flagged_seqs, start)
         return i < len(self._flagged_seqs) and self._flagged_seqs[i] < end
 
@@ -165,8 +168,9 @@ class Replay:
     def feed_entries(self, rows: Iterable[Sequence[Any]]) -> None:
         """Feed entry rows (columns :data:`ENTRY_COLUMNS`) in seq order."""
         leaves = self._levels[0]
-        expected = len(leaves) // 32
-        prev_stored = GENESIS_PREV_HASH if expected == 0 else getattr(self, "_prev_stored", GENESIS_PREV_HASH)
+        position = len(leaves) // 32  # leaf index in the tree: rows are positional
+        expected = getattr(self, "_next_seq", position)  # the seq the next row should carry
+        prev_stored = GENESIS_PREV_HASH if position == 0 else getattr(self, "_prev_stored", GENESIS_PREV_HASH)
         prev_ts = self._ts[-1] if self._ts else ""
         ts_list = self._ts
         problem = self.problem
@@ -175,22 +179,31 @@ class Replay:
             try:
                 seq, ts, actor, action, subject, payload, bucket, key, version_id, sha, corrects, prev_hash, entry_hash = row
             except (TypeError, ValueError):
-                problem(expected, "entry", "row does not have the entry columns")
+                problem(position, "entry", "row does not have the entry columns")
                 continue
-            if seq != expected:
-                if isinstance(seq, int) and not isinstance(seq, bool) and seq > expected:
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                problem(position, "entry", f"seq {seq!r} is not an integer")
+                where = position
+            else:
+                if seq != position and self._misaligned_from is None:
+                    self._misaligned_from = position  # later leaves sit at shifted positions
+                if seq > expected:
                     problem(expected, "missing", f"entries {expected}..{seq - 1} are missing (deleted rows?)")
+                    where = seq
+                elif seq < expected:
+                    problem(position, "order", f"row with seq {seq} found where seq {expected} was expected (reordered rows?)")
+                    where = position
                 else:
-                    problem(expected, "order", f"row with seq {seq!r} found where seq {expected} was expected (reordered rows?)")
-                    continue
-            # The tree is positional: leaf `expected` is this row, whatever its seq says.
+                    where = seq
+                expected = max(expected, seq + 1)
+            # The tree is positional: leaf `position` is this row, whatever its seq says.
             try:
                 if bucket is None and key is None and sha is None and version_id is None:
                     ev = "null"
                 else:
                     ev = '{"bucket":' + _opt(bucket) + ',"key":' + _opt(key) + ',"sha256":' + _opt(sha) + ',"version_id":' + _opt(version_id) + "}"
                     if bucket is None or key is None or not is_hex64(sha):
-                        problem(seq, "entry", "evidence reference is incomplete or its sha256 is malformed")
+                        problem(where, "entry", "evidence reference is incomplete or its sha256 is malformed")
                 data = (
                     '{"action":' + _jstr(action)
                     + ',"actor":' + _jstr(actor)
@@ -204,25 +217,26 @@ class Replay:
                     + ',"v":' + version + "}"
                 ).encode("utf-8")
             except (TypeError, ValueError, UnicodeEncodeError) as exc:
-                problem(expected, "entry", f"entry cannot be serialised ({type(exc).__name__}: {exc})")
+                problem(where, "entry", f"entry cannot be serialised ({type(exc).__name__}: {exc})")
                 data = repr(row).encode("utf-8", "replace")
             digest = _sha256(b"\x00" + data).digest()
             hexdigest = digest.hex()
             if hexdigest != entry_hash:
-                problem(seq if isinstance(seq, int) else expected, "entry", f"content does not match its entry_hash (stored {str(entry_hash)[:16]}…, recomputed {hexdigest[:16]}…)")
+                problem(where, "entry", f"content does not match its entry_hash (stored {str(entry_hash)[:16]}…, recomputed {hexdigest[:16]}…)")
             if prev_hash != prev_stored:
-                problem(seq if isinstance(seq, int) else expected, "chain", "prev_hash is not the entry_hash of the entry before (chain broken: row changed, reordered or removed)")
-            if isinstance(corrects, int) and not 0 <= corrects < expected:
-                problem(expected, "entry", f"corrects={corrects} does not name an earlier entry")
+                problem(where, "chain", "prev_hash is not the entry_hash of the entry before (chain broken: row changed, reordered or removed)")
+            if isinstance(corrects, int) and not 0 <= corrects < position:
+                problem(where, "entry", f"corrects={corrects} does not name an earlier entry")
             if isinstance(ts, str):
                 if len(ts) != 27 or ts < prev_ts:
-                    problem(expected, "order", f"timestamp {ts!r} is malformed or earlier than the previous entry's {prev_ts!r}")
+                    problem(where, "order", f"timestamp {ts!r} is malformed or earlier than the previous entry's {prev_ts!r}")
                 prev_ts = ts
             leaves += digest
             ts_list.append(ts if isinstance(ts, str) else "")
             prev_stored = entry_hash
-            expected += 1
+            position += 1
         self._prev_stored = prev_stored
+        self._next_seq = expected
 
     # -------------------------------------------------------------- tree
 
@@ -280,6 +294,9 @@ class Replay:
             report_missing(level, idx)
             start = idx << level
             if level >= len(counts) or idx >= counts[level]:
+                if self._flagged_in(start, start + (1 << level)):
+                    seen_level, seen_next = level, idx + 1
+                    continue
                 self.problem(max(start, counts[0]), "tree", f"stored Merkle node (level {level}, index {idx}) covers seq {start}..{start + (1 << level) - 1} beyond the log's {counts[0]} entries (truncated log?)")
             elif value != levels[level][32 * idx : 32 * idx + 32]:
                 if not self._flagged_in(start, start + (1 << level)):
