@@ -60,17 +60,23 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=2000, help="single appends (one transaction each) to time")
     parser.add_argument("--proofs", type=int, default=200, help="proofs timed per milestone")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the SQLite file (default: a temp folder)")
+    parser.add_argument("--db-url", default=None, help="another database (e.g. PostgreSQL); its ledger tables must be absent or empty and are dropped afterwards")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="cw-ledger-bench-", dir=args.dir))
     keygen(folder / "keys", "bench.canteen-watch/ledger")
-    engine = make_engine(f"sqlite:///{folder / 'ledger.db'}")
-    Base.metadata.create_all(engine, tables=[entries_table, nodes_table, checkpoints_table])
+    engine = make_engine(args.db_url or f"sqlite:///{folder / 'ledger.db'}")
+    tables = [entries_table, nodes_table, checkpoints_table]
+    Base.metadata.create_all(engine, tables=tables)
+    with engine.connect() as connection:
+        if connection.execute(entries_table.select().limit(1)).first() is not None:
+            print("the database already holds ledger entries; use an empty one", file=sys.stderr)
+            return 2
     factory = make_session_factory(engine)
     signer = load_signer(folder / "keys")
     ledger = Ledger(signer=signer, checkpoint_every=1000, checkpoint_interval=None)
     rng = random.Random(1)
-    results: dict[str, object] = {"database": "sqlite", "batch_size": args.batch, "cpus": os.cpu_count()}
+    results: dict[str, object] = {"database": engine.dialect.name, "batch_size": args.batch, "cpus": os.cpu_count()}
 
     # Single appends: one transaction (BEGIN IMMEDIATE ... COMMIT) per entry.
     start = time.perf_counter()
@@ -133,7 +139,8 @@ def main() -> int:
 
     results["append_batched_per_s"] = round(batched_total / batched_time, 1) if batched_time else None
     results["sizes"] = sizes
-    results["db_bytes"] = os.path.getsize(folder / "ledger.db")
+    if not args.db_url:
+        results["db_bytes"] = os.path.getsize(folder / "ledger.db")
     biggest = sizes.get("1000000")
     results["targets"] = {"append_batched_per_s": ">= 2000", "verify_1m_s": "< 30", "proof_ms_at_1m": "< 10"}
     if isinstance(biggest, dict):
@@ -143,6 +150,8 @@ def main() -> int:
             and biggest["inclusion_proof"]["p95_ms"] < 10
             and biggest["consistency_proof"]["p95_ms"] < 10
         )
+    if args.db_url:
+        Base.metadata.drop_all(engine, tables=tables)
     engine.dispose()
     for path in folder.rglob("*"):
         if path.is_file():

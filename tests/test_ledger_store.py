@@ -16,7 +16,7 @@ from canteen_watch.ledger.canonical import CanonicalError, PersonalDataError
 from canteen_watch.ledger.checkpoint import NoteSigner, sign_checkpoint
 from canteen_watch.ledger.entry import EntryError
 from canteen_watch.ledger.store import Ledger, LedgerError, LedgerInconsistent, correct_entry, record_event
-from tests.test_ledger_support import LedgerEnv, env, ledger_key_dir, make_env, sqlite_env  # noqa: F401
+from tests.test_ledger_support import LedgerEnv, env, ledger_key_dir, make_env  # noqa: F401
 
 IMAGE_SHA = "ab" * 32
 

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from canteen_watch.ledger.checkpoint import SignedCheckpoint, checkpoint_to_json, open_checkpoint
+from canteen_watch.ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from canteen_watch.ledger.entry import Entry, format_ts
 from canteen_watch.ledger.models import checkpoints_table, entries_table
 from canteen_watch.ledger.store import Ledger, LedgerError, LedgerInconsistent, entry_from_row
@@ -336,10 +336,6 @@ manifest.json and this README are descriptive; the checks above rely only on the
 checkpoint, the proofs, the entries and the images. Entries hold no personal data: people are
 identified by role or by salted hash.
 """
-
-
-def checkpoint_summary(checkpoint: SignedCheckpoint) -> str:
-    return checkpoint_to_json(checkpoint)
 
 
 def folder_reader(root: str | os.PathLike[str]) -> ImageReader:
