@@ -34,7 +34,6 @@ snaps the previous time back to the grid first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 

@@ -24,6 +24,7 @@ from snapshots.capture import (
     decode_jpeg,
     grabs_in_flight,
 )
+from snapshots.digest import Authenticator
 from snapshots.frames import SyntheticKitchen, write_synthetic_video
 from snapshots.redact import mask_url, scrub
 from snapshots.simulated import SimulatedCameraServer
@@ -102,7 +103,7 @@ def test_wrong_password_fails_clearly(sim_server: SimulatedCameraServer, auth: s
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"auth": "none", "username": USER, "password": PASSWORD}, "authentication required and none sent"),
+        ({"auth": "none", "username": USER, "password": PASSWORD}, "authentication required .*and none sent"),
         ({"auth": "auto"}, "no username/password is configured"),
         ({"auth": "basic", "username": USER, "password": PASSWORD}, "basic authentication failed"),
     ],
@@ -111,6 +112,17 @@ def test_wrong_password_fails_clearly(sim_server: SimulatedCameraServer, auth: s
 def test_auth_misconfiguration(digest_server: SimulatedCameraServer, fields: dict, expected: str) -> None:
     with pytest.raises(AuthenticationError, match=expected):
         capture_frame(make_camera(digest_server.url_for("kitchen-1"), **fields))
+
+
+def test_auto_auth_renegotiates_when_camera_changes_scheme() -> None:
+    """A camera switched from digest to basic (firmware reset) keeps working under auth=auto."""
+    with SimulatedCameraServer(None, USER, PASSWORD, "digest") as server:
+        camera = make_camera(server.url_for("cam"), username=USER, password=PASSWORD)
+        capture_frame(camera)
+        server.authenticator = Authenticator(USER, PASSWORD, "basic")
+        _assert_valid(capture_frame(camera), 640, 360)
+        server.authenticator = Authenticator(USER, PASSWORD, "digest")
+        _assert_valid(capture_frame(camera), 640, 360)
 
 
 def test_http_error_status_is_reported(digest_server: SimulatedCameraServer) -> None:
@@ -144,6 +156,7 @@ def test_mjpeg_stream_grab(sim_server: SimulatedCameraServer) -> None:
 
 
 # -- hard timeout --------------------------------------------------------------------------------
+@pytest.mark.timeout(20)
 def test_hung_cameras_time_out_while_others_complete(digest_server: SimulatedCameraServer, silent_port: int) -> None:
     """Hung cameras give up at their deadline; cameras captured alongside finish on time."""
     timeout = 1.0
@@ -171,6 +184,7 @@ def test_hung_cameras_time_out_while_others_complete(digest_server: SimulatedCam
         assert elapsed < timeout, f"healthy camera took {elapsed:.2f}s next to hung ones"
 
 
+@pytest.mark.timeout(20)
 def test_hung_grab_is_not_piled_up(trickle_server: TrickleServer) -> None:
     """While an abandoned grab still runs, the next one fails fast instead of starting a thread."""
     camera = make_camera(f"http://127.0.0.1:{trickle_server.port}/picture", timeout_seconds=0.5)

@@ -13,9 +13,7 @@ from snapshots.capture import SourceUnavailableError, capture_frame
 from snapshots.sources.rtsp import url_with_credentials
 from tests.conftest_snapshots import PASSWORD, USER, RtspProcess, make_camera, rtsp_auth_server, rtsp_server  # noqa: F401
 
-pytestmark = pytest.mark.rtsp
-
-
+@pytest.mark.rtsp
 def test_rtsp_frame(rtsp_server: RtspProcess) -> None:
     assert rtsp_server.url.startswith("rtsp://127.0.0.1:") and rtsp_server.url.endswith("/test")
     camera = make_camera(rtsp_server.url, timeout_seconds=10)
@@ -29,12 +27,14 @@ def test_rtsp_frame(rtsp_server: RtspProcess) -> None:
     assert elapsed < 8, f"RTSP open+read took {elapsed:.2f}s"
 
 
+@pytest.mark.rtsp
 def test_rtsp_credentials_from_config(rtsp_auth_server: RtspProcess) -> None:
     """Username/password from the config go into the URL, percent-encoded (':' and '@' inside)."""
     camera = make_camera(rtsp_auth_server.url, username=USER, password=PASSWORD, timeout_seconds=10)
     assert capture_frame(camera).image.shape == (240, 320, 3)
 
 
+@pytest.mark.rtsp
 def test_rtsp_wrong_password(rtsp_auth_server: RtspProcess) -> None:
     camera = make_camera(rtsp_auth_server.url, username=USER, password="wrong-pass-77", timeout_seconds=10)
     with pytest.raises(SourceUnavailableError, match="cannot open RTSP stream") as info:
@@ -42,6 +42,7 @@ def test_rtsp_wrong_password(rtsp_auth_server: RtspProcess) -> None:
     assert "wrong-pass-77" not in str(info.value) and camera.id in str(info.value)
 
 
+@pytest.mark.rtsp
 def test_rtsp_unknown_path(rtsp_server: RtspProcess) -> None:
     camera = make_camera(rtsp_server.url.replace("/test", "/nope"), timeout_seconds=10)
     with pytest.raises(SourceUnavailableError, match="cannot open RTSP stream"):

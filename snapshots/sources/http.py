@@ -97,19 +97,26 @@ class HttpSource(Source):
         except requests.exceptions.RequestException as exc:
             raise SourceUnavailableError(self.camera.id, f"{self.display_url}: request failed ({type(exc).__name__})") from None
 
-    def _request(self) -> requests.Response:
-        """GET the URL, answering an auth challenge as ``camera.auth`` says."""
-        response = self._get(self._auth_for(self._scheme))
-        if response.status_code != 401 or self.camera.auth != "auto" or self._scheme is not None:
-            return response
+    def _request(self) -> tuple[requests.Response, str | None]:
+        """GET the URL, answering an auth challenge as ``camera.auth`` says.
+
+        Returns:
+            The response and the auth scheme sent with it (None: no credentials sent).
+        """
+        scheme = self._scheme
+        response = self._get(self._auth_for(scheme))
+        if response.status_code != 401 or self.camera.auth != "auto":
+            return response, scheme
+        # auto: (re)negotiate from the challenge — the camera may have changed its scheme.
+        self._scheme = None
         offered = _challenge_scheme(response.headers.get("WWW-Authenticate", ""))
+        if offered is None or offered == scheme:
+            return response, scheme
         response.close()
-        if offered is None:
-            raise AuthenticationError(self.camera.id, f"{self.display_url}: HTTP 401 without a basic or digest challenge")
         response = self._get(self._auth_for(offered))
         if response.status_code != 401:
             self._scheme = offered
-        return response
+        return response, offered
 
     # -- grab ---------------------------------------------------------------------------------
     def grab(self) -> bytes:
@@ -122,12 +129,12 @@ class HttpSource(Source):
             CorruptFrameError: The body is larger than :data:`MAX_SNAPSHOT_BYTES` or the stream
                 ended before a whole part.
         """
-        response = self._request()
+        response, scheme = self._request()
         try:
             if response.status_code == 401:
-                scheme = self._scheme or self.camera.auth
-                if self.username is None or scheme == "none":
-                    raise AuthenticationError(self.camera.id, f"{self.display_url}: HTTP 401, authentication required and none sent (auth={self.camera.auth})")
+                if scheme is None:
+                    offered = response.headers.get("WWW-Authenticate", "").split(" ", 1)[0] or "no"
+                    raise AuthenticationError(self.camera.id, f"{self.display_url}: HTTP 401, authentication required ({offered} challenge) and none sent (auth={self.camera.auth})")
                 raise AuthenticationError(self.camera.id, f"{self.display_url}: HTTP 401, {scheme} authentication failed for user {self.username!r} (wrong username or password?)")
             if response.status_code != 200:
                 raise SourceUnavailableError(self.camera.id, f"{self.display_url}: HTTP {response.status_code} {response.reason}")
