@@ -85,7 +85,7 @@ def test_train_roi_with_lead_loader(tmp_path):
 @pytest.mark.slow
 @needs_data
 def test_full_training_all_tasks(tmp_path):
-    """The real training run (≈30–40 min on 2 cores). Gate: each task's validation AUROC ≥ 0.9."""
+    """The real training run (≈15–20 min on 2 free cores). Gate: each task's validation AUROC ≥ 0.9."""
     from classifiers.cli import train
 
     results = train("all", models_dir=tmp_path / "models", seed=0)
