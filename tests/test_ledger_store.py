@@ -90,6 +90,10 @@ def test_corrections_are_new_entries(env: LedgerEnv) -> None:
     with write_transaction(env.factory) as session:
         fix = correct_entry(session, env.ledger, 1, actor="role:inspector", reason="wrong camera")
     assert fix.corrects == 1 and fix.action == "ledger.correction" and fix.subject == "violation:1"
+    with write_transaction(env.factory) as session:
+        other = env.ledger.append(session, actor="role:inspector", action="x.y", subject="violation:2", corrects=0)
+        history = env.ledger.history(session, "violation:1")
+    assert [e.seq for e in history] == [0, 1, 2, 3, other.seq]
     with pytest.raises(EntryError):
         with write_transaction(env.factory) as session:
             env.ledger.append(session, actor="a", action="x.y", subject="s", corrects=99)

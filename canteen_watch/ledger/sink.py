@@ -70,6 +70,10 @@ class LedgerSink:
             session, actor=actor, action=action, subject=subject, payload=ledger_safe(payload or {}), evidence=evidence, corrects=corrects
         )
 
+    def history(self, session: Session, *subjects: str) -> list[Entry]:
+        """Ledger entries about ``subjects`` (e.g. ``"violation:17"``) and their corrections."""
+        return self.ledger.history(session, *subjects)
+
     def tick(self) -> dict[str, object] | None:
         """Make a due time-based checkpoint, then publish the latest one if it is new."""
         if self.sessions is None:

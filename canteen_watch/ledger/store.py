@@ -459,6 +459,14 @@ class Ledger:
         for row in session.execute(query.execution_options(yield_per=batch)):
             yield entry_from_row(row)
 
+    def history(self, session: Session, *subjects: str) -> list[Entry]:
+        """Entries about ``subjects`` (e.g. ``"violation:17"``) and their corrections, in seq order."""
+        rows = {r.seq: r for r in session.execute(select(entries_table).where(entries_table.c.subject.in_(subjects)))}
+        if rows:
+            for r in session.execute(select(entries_table).where(entries_table.c.corrects.in_(list(rows)))):
+                rows.setdefault(r.seq, r)
+        return [entry_from_row(rows[seq]) for seq in sorted(rows)]
+
     def root(self, session: Session, size: int | None = None) -> bytes:
         """Merkle root of the first ``size`` entries (default: all), from O(log n) stored nodes."""
         if size is None:
