@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from canteen_watch.core import SlotOutcome
 from canteen_watch.pipeline import PipelineContext, maintain, process_slot
+from snapshots.capture import close_sources
 from snapshots.schedule import build_scheduler
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SnapshotService:
         """Stop scheduling; with ``wait`` running slots finish first."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+        close_sources()
 
     def __enter__(self) -> "SnapshotService":
         return self.start()

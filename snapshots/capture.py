@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -148,22 +149,29 @@ class _Registry:
         self._in_flight: dict[str, tuple[Future[tuple[Grabbed, datetime]], float]] = {}
 
     def start(self, camera: CameraConfig) -> Future[tuple[Grabbed, datetime]]:
-        """Start a grab thread for ``camera`` unless one is still running.
+        """Start a grab thread for ``camera`` once its previous grab (if any) has ended.
+
+        A previous grab younger than the camera's timeout is waited for (grabs of one camera are
+        serialised); one older than that is hung, and the call fails at once.
 
         Raises:
-            SourceUnavailableError: The camera's previous grab has not finished.
+            SourceUnavailableError: The camera's previous grab is hung.
         """
-        with self._lock:
-            running = self._in_flight.get(camera.id)
-            if running is not None and not running[0].done():
+        while True:
+            with self._lock:
+                running = self._in_flight.get(camera.id)
+                if running is None or running[0].done():
+                    source = self._source_for(camera)
+                    future: Future[tuple[Grabbed, datetime]] = Future()
+                    self._in_flight[camera.id] = (future, time.monotonic())
+                    break
                 age = time.monotonic() - running[1]
-                raise SourceUnavailableError(
-                    camera.id,
-                    f"previous grab still running after {age:.1f}s (camera hung?); not starting another until it ends",
-                )
-            source = self._source_for(camera)
-            future: Future[tuple[Grabbed, datetime]] = Future()
-            self._in_flight[camera.id] = (future, time.monotonic())
+                if age >= camera.timeout_seconds:
+                    raise SourceUnavailableError(
+                        camera.id,
+                        f"previous grab still running after {age:.1f}s (camera hung?); not starting another until it ends",
+                    )
+            futures_wait([running[0]], timeout=camera.timeout_seconds - age)
         thread = threading.Thread(target=self._run, args=(camera.id, source, future), name=f"grab-{camera.id}", daemon=True)
         thread.start()
         return future

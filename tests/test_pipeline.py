@@ -135,20 +135,22 @@ def test_database_down_journals_then_replays(make_settings, cameras_server, tmp_
 
 
 def test_scheduler_fires_and_hung_camera_does_not_delay_others(make_settings, cameras_server) -> None:
-    cams = [http_camera(cameras_server, f"cam-{i}", interval=1) for i in range(3)]
-    cams.append(http_camera(cameras_server, "cam-hung", interval=1, timeout=2.5, endpoint="hang"))
+    cams = [http_camera(cameras_server, f"cam-{i}", interval=2) for i in range(3)]
+    cams.append(http_camera(cameras_server, "cam-hung", interval=2, timeout=3.5, endpoint="hang"))
     settings = make_settings(cams, health={"offline_after_failures": 2})
     with ExitStack() as stack:
         context = build_context(settings, stack, classify=False)
         service = stack.enter_context(SnapshotService(context, maintenance_seconds=30))
-        time.sleep(6.5)
+        time.sleep(9.5)
         service.stop()
         all_rows = rows(context)
     for cam in ("cam-0", "cam-1", "cam-2"):
         slots = sorted(r.slot_time for r in all_rows if r.camera_id == cam and r.status == "stored")
-        assert len(slots) >= 5, f"{cam} kept only {len(slots)} slots"
-        gaps = {(b - a).total_seconds() for a, b in zip(slots, slots[1:])}
-        assert gaps == {1.0}, f"{cam} skipped slots: {gaps}"
+        # The hung camera holds a worker for 3.5 s per slot; the others must still keep their 2 s grid.
+        assert len(slots) >= 4, f"{cam} kept only {len(slots)} slots"
+        assert all(s.second % 2 == 0 and s.microsecond == 0 for s in slots), f"{cam} slots off the grid: {slots}"
+        gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:])]
+        assert gaps.count(2.0) >= len(gaps) - 1, f"{cam} skipped slots: {gaps}"
     hung = [r for r in all_rows if r.camera_id == "cam-hung"]
     assert hung and all(r.status == "failed" and "within" in r.failure_reason for r in hung)
     with context.sessions() as session:
