@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -25,6 +26,39 @@ app.add_typer(db_app, name="db")
 
 console = Console()
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file (default: $CANTEEN_WATCH_CONFIG or ./canteen-watch.toml).")]
+
+
+@app.callback()
+def main(ctx: typer.Context, config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Configuration for command groups without their own --config (ledger …).")] = None) -> None:
+    """Load the configuration for the ledger commands when one is given or found."""
+    if ctx.invoked_subcommand != "ledger":
+        return
+    if config is None and not os.environ.get("CANTEEN_WATCH_CONFIG") and not Path("canteen-watch.toml").exists():
+        return
+    from canteen_watch.ledger.cli import LedgerCliConfig
+
+    settings = settings_or_exit(config)
+    ctx.obj = LedgerCliConfig.from_settings(settings, image_reader=_lazy_evidence_reader(settings))
+
+
+def _lazy_evidence_reader(settings: Settings):  # type: ignore[no-untyped-def]
+    """An S3 reader for evidence bundles that connects (or starts the embedded server) on first use."""
+    store = None
+
+    def read(bucket: str, key: str, version_id: str | None) -> bytes:
+        nonlocal store
+        if store is None:
+            import atexit
+            from contextlib import ExitStack
+
+            from canteen_watch.runtime import open_storage
+
+            stack = ExitStack()
+            atexit.register(stack.close)
+            store = open_storage(settings, stack)
+        return store.read_evidence(bucket, key, version_id)
+
+    return read
 
 
 def _setup_logging(verbose: bool = False) -> None:

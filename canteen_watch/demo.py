@@ -74,6 +74,7 @@ def run_demo(*, seconds: float, images: Path | None, video: Path | None, data_di
         digest_server = stack.enter_context(SimulatedCameraServer(provider, DEMO_USER, DEMO_PASSWORD, auth="digest"))
         basic_server = stack.enter_context(SimulatedCameraServer(provider, DEMO_USER, DEMO_PASSWORD, auth="basic"))
         settings = demo_settings(data_dir, demo_cameras(digest_server, video_file, interval, basic_server))
+        _ensure_ledger_key(settings, console)
         console.print(f"simulated cameras on {digest_server.base_url} (digest) and {basic_server.base_url} (basic); starting S3 and the database…")
         context = build_context(settings, stack, classify=classify)
         service = stack.enter_context(SnapshotService(context, maintenance_seconds=5.0))
@@ -81,6 +82,16 @@ def run_demo(*, seconds: float, images: Path | None, video: Path | None, data_di
         console.print("stopping…")
     _print_summary(settings, started, console)
     return settings
+
+
+def _ensure_ledger_key(settings: Settings, console: Console) -> None:
+    """The demo signs its ledger checkpoints: make a key pair on first run."""
+    from canteen_watch.ledger.checkpoint import PRIVATE_KEY_FILE, keygen
+
+    key_dir = settings.data_dir / "keys"
+    if not (key_dir / PRIVATE_KEY_FILE).exists():
+        keygen(key_dir)
+        console.print(f"made a ledger signing key in {key_dir} (the private key never enters the database)")
 
 
 def _show_progress(service: SnapshotService, seconds: float, console: Console) -> None:
@@ -110,14 +121,17 @@ def _print_summary(settings: Settings, started: Any, console: Console) -> None:
     table = Table(title="snapshots per camera (all runs in this data folder)")
     for column in ("camera", "site", "stored", "spooled", "failed", "health"):
         table.add_column(column, no_wrap=True)
-    table.add_column("last error", overflow="ellipsis", no_wrap=True, max_width=60)
     for camera in report.cameras:
-        table.add_row(camera.camera_id, camera.site_id, str(camera.stored), str(camera.spooled), str(camera.failed), "online" if camera.online else "offline", (camera.last_error or "")[:50])
+        table.add_row(camera.camera_id, camera.site_id, str(camera.stored), str(camera.spooled), str(camera.failed), "online" if camera.online else "offline")
     console.print(table)
+    for camera in report.cameras:
+        if camera.last_error:
+            console.print(f"  last error of {camera.camera_id}: {camera.last_error}", highlight=False)
     console.print(f"health events this run: {len(events)}")
     for event in events[:20]:
         console.print(f"  {event.at:%H:%M:%S} {event.camera_id}: {event.kind} — {event.detail}", highlight=False)
     config = settings.data_dir / "demo.toml"
     console.print(f"data: {settings.data_dir} (SQLite {settings.database_url.removeprefix('sqlite:///')}, S3 data {settings.data_dir / 's3'}, spool depth {report.spool_files})", highlight=False)
     console.print(f"status:    canteen-watch status -c {config}", highlight=False)
+    console.print(f"ledger:    canteen-watch -c {config} ledger verify", highlight=False)
     console.print(f"dashboard: canteen-watch dashboard -c {config}", highlight=False)

@@ -13,7 +13,7 @@ from canteen_watch.db.base import make_engine, make_session_factory, write_trans
 from canteen_watch.db.migrate import upgrade
 from canteen_watch.db.models import CameraRow, SiteRow
 from canteen_watch.pipeline import PipelineContext
-from canteen_watch.s3server import EmbeddedS3
+from canteen_watch.s3server import EmbeddedS3, all_ports_free
 from canteen_watch.storage import SnapshotStore, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,11 @@ def open_storage(settings: Settings, stack: ExitStack) -> SnapshotStore:
     endpoint = settings.storage.endpoint
     if not endpoint:
         server = EmbeddedS3.from_config(settings.storage, (settings.data_dir / "s3").resolve())
-        log.info("starting the embedded S3 server on %s", server.endpoint)
-        stack.enter_context(server)
+        if all_ports_free(server.port):
+            log.info("starting the embedded S3 server on %s", server.endpoint)
+            stack.enter_context(server)
+        else:
+            log.info("using the embedded S3 server already running on %s", server.endpoint)
         endpoint = server.endpoint
     store = SnapshotStore(settings.storage, settings.spool_path, endpoint=endpoint)
     try:

@@ -22,6 +22,7 @@ from snapshots.schedule import build_scheduler
 
 log = logging.getLogger(__name__)
 MAINTENANCE_JOB_ID = "__maintenance__"
+LEDGER_JOB_ID = "__ledger_checkpoint__"
 
 
 class SnapshotService:
@@ -33,7 +34,7 @@ class SnapshotService:
         last_outcome: Latest outcome per camera.
     """
 
-    def __init__(self, context: PipelineContext, *, maintenance_seconds: float = 10.0) -> None:
+    def __init__(self, context: PipelineContext, *, maintenance_seconds: float = 10.0, ledger_tick_seconds: float = 60.0) -> None:
         self.context = context
         self.outcomes: Counter[str] = Counter()
         self.last_outcome: dict[str, SlotOutcome] = {}
@@ -47,6 +48,15 @@ class SnapshotService:
             max_instances=1,
             misfire_grace_time=int(maintenance_seconds),
         )
+        if hasattr(context.sink, "tick"):
+            self.scheduler.add_job(
+                self.run_ledger_tick,
+                IntervalTrigger(seconds=ledger_tick_seconds),
+                id=LEDGER_JOB_ID,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(ledger_tick_seconds),
+            )
 
     def run_slot(self, camera_id: str, slot_time: datetime) -> SlotOutcome:
         """Process one slot and keep the tallies (called from the scheduler's pool)."""
@@ -75,6 +85,13 @@ class SnapshotService:
             log.info("maintenance: %s", done)
         return done
 
+    def run_ledger_tick(self, force: bool = False) -> None:
+        """Make a due (or, with ``force``, an immediate) checkpoint and publish it; never raises."""
+        try:
+            self.context.sink.tick(force=force)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("ledger checkpoint failed; retrying on the next tick")
+
     def start(self) -> "SnapshotService":
         """Start scheduling."""
         self.scheduler.start()
@@ -85,6 +102,8 @@ class SnapshotService:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         close_sources()
+        if hasattr(self.context.sink, "tick"):
+            self.run_ledger_tick(force=True)  # sign everything recorded so far
 
     def __enter__(self) -> "SnapshotService":
         return self.start()

@@ -74,15 +74,18 @@ class LedgerSink:
         """Ledger entries about ``subjects`` (e.g. ``"violation:17"``) and their corrections."""
         return self.ledger.history(session, *subjects)
 
-    def tick(self) -> dict[str, object] | None:
-        """Make a due time-based checkpoint, then publish the latest one if it is new."""
+    def tick(self, *, force: bool = False) -> dict[str, object] | None:
+        """Make a due time-based checkpoint (any new entries with ``force``), then publish the latest one if it is new."""
         if self.sessions is None:
             return None
         from canteen_watch.db.base import write_transaction
 
         if self.ledger.signer is not None:
             with write_transaction(self.sessions) as session:
-                self.ledger.maybe_checkpoint(session)
+                if force:
+                    self.ledger.checkpoint(session)
+                else:
+                    self.ledger.maybe_checkpoint(session)
         return self.publish_latest()
 
     def publish_latest(self) -> dict[str, object] | None:
