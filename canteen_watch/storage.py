@@ -17,7 +17,7 @@ from pathlib import Path
 
 import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
 
 from canteen_watch.config import StorageConfig
 from canteen_watch.core import Slot, StoredObject
@@ -49,8 +49,16 @@ def make_client(config: StorageConfig, endpoint: str | None = None) -> Minio:
     )
 
 
+TRANSIENT_S3_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"})
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)) and not isinstance(exc, S3Error)
+    """True for outages worth spooling for: network errors, 5xx answers, transient S3 codes."""
+    if isinstance(exc, ServerError):
+        return True
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError))
 
 
 @dataclass(frozen=True)
