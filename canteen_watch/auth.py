@@ -46,7 +46,7 @@ from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import SiteRow
 from canteen_watch.recording import EventSink
 from canteen_watch.workflows.errors import ConflictError, InputError, NotFoundError, PermissionDenied, WorkflowError
-from canteen_watch.workflows.models import UserRow, UserScopeRow
+from canteen_watch.workflows.models import ROW_LOCK, UserRow, UserScopeRow
 from canteen_watch.workflows.tiers import LoginPolicy
 from canteen_watch.workflows.validation import clean_text
 
@@ -493,9 +493,9 @@ def add_user(
 
 def _user_row(session: Session, username_or_id: str | int) -> UserRow:
     if isinstance(username_or_id, int):
-        row = session.get(UserRow, username_or_id, with_for_update=True)
+        row = session.get(UserRow, username_or_id, with_for_update=ROW_LOCK)
     else:
-        row = session.scalars(select(UserRow).where(UserRow.username == username_or_id.strip().lower()).with_for_update()).first()
+        row = session.scalars(select(UserRow).where(UserRow.username == username_or_id.strip().lower()).with_for_update(key_share=True)).first()
     if row is None:
         raise NotFoundError(f"no user {username_or_id!r}")
     return row
@@ -592,7 +592,7 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
     name = username.strip().lower() if isinstance(username, str) else ""
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
         password = ""
-    row = session.scalars(select(UserRow).where(UserRow.username == name).with_for_update()).first() if USERNAME_PATTERN.fullmatch(name) else None
+    row = session.scalars(select(UserRow).where(UserRow.username == name).with_for_update(key_share=True)).first() if USERNAME_PATTERN.fullmatch(name) else None
     if row is None:
         verify_password(_DUMMY_HASH, password)  # same cost as a real check: no user enumeration by timing
         session.rollback()

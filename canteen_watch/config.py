@@ -207,6 +207,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", env_prefix="CANTEEN_WATCH_", env_nested_delimiter="__", frozen=True)
 
     data_dir: Path = Field(Path(".cw-data"), title="Data folder", description="Where the SQLite file, spool, S3 data and keys live.")
+    timezone: str | None = Field(None, title="Time zone", description="IANA zone for cron schedules, e.g. 'Asia/Shanghai'; the machine's zone when empty.")
     sites: list[SiteConfig] = Field(default_factory=list, title="Sites", description="School canteens and care institutions.")
     cameras: list[CameraConfig] = Field(default_factory=list, title="Cameras", description="Cameras and their schedules.")
     storage: StorageConfig = Field(default_factory=StorageConfig, title="Storage", description="S3 object storage.")
@@ -214,6 +215,18 @@ class Settings(BaseSettings):
     retention: RetentionConfig = Field(default_factory=RetentionConfig, title="Retention", description="Snapshot and evidence retention.")
     health: HealthConfig = Field(default_factory=HealthConfig, title="Health", description="Camera health and quality checks.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig, title="Capture", description="Capture and encoding.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {zone!r}") from exc
+        return zone
 
     @model_validator(mode="after")
     def _references(self) -> "Settings":

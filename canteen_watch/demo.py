@@ -69,7 +69,7 @@ def run_demo(*, seconds: float, images: Path | None, video: Path | None, data_di
     video_file = video or data_dir / "demo-store.mp4"
     if video is None and not video_file.exists():
         write_synthetic_video(video_file, frames=60, fps=10.0, camera="riverside-store")
-    provider = provider_from_args(images, None)
+    provider = provider_from_args(images, video)
     with ExitStack() as stack:
         digest_server = stack.enter_context(SimulatedCameraServer(provider, DEMO_USER, DEMO_PASSWORD, auth="digest"))
         basic_server = stack.enter_context(SimulatedCameraServer(provider, DEMO_USER, DEMO_PASSWORD, auth="basic"))

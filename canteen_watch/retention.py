@@ -35,7 +35,7 @@ from canteen_watch.db.models import SnapshotRow
 from canteen_watch.recording import EventSink
 from canteen_watch.storage import SnapshotStore, StorageUnavailableError, _is_unavailable
 from canteen_watch.workflows.evidence import object_versions
-from canteen_watch.workflows.models import RectificationRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
+from canteen_watch.workflows.models import ROW_LOCK, RectificationRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.states import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def run_retention(
                 done_photos.append((rect_id, violation_id, bucket, key, version_id, sha256, count))
             with write_transaction(sessions) as session:
                 for rect_id, violation_id, bucket, key, version_id, sha256, count in done_photos:
-                    rect = session.get(RectificationRow, rect_id, with_for_update=True)
+                    rect = session.get(RectificationRow, rect_id, with_for_update=ROW_LOCK)
                     if rect is None or rect.photo_expired_at is not None:
                         continue
                     rect.photo_expired_at = now

@@ -39,7 +39,7 @@ class SnapshotService:
         self.outcomes: Counter[str] = Counter()
         self.last_outcome: dict[str, SlotOutcome] = {}
         self._lock = threading.Lock()
-        self.scheduler: BackgroundScheduler = build_scheduler(context.settings, self.run_slot)
+        self.scheduler: BackgroundScheduler = build_scheduler(context.settings, self.run_slot, tz=context.settings.timezone)
         self.scheduler.add_job(
             self.run_maintenance,
             IntervalTrigger(seconds=maintenance_seconds),

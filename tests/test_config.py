@@ -63,6 +63,7 @@ def test_starter_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         (('id = "c1"', 'id = "c1"\ncolour = "red"'), "cameras[1].colour: unknown key"),
         (('district = "North"', 'district = ""'), "sites[0].district: String should have at least 1 character"),
         (('id = "c1"', 'id = "c 1"'), "cameras[1].id: String should match pattern"),
+        (('[[sites]]', 'timezone = "Mars/Olympus"\n[[sites]]'), "timezone: unknown time zone 'Mars/Olympus'"),
     ],
 )
 def test_malformed_config_names_key_path(tmp_path: Path, change: tuple[str, str], expected: str) -> None:

@@ -37,7 +37,7 @@ from canteen_watch.ledger.canonical import salted_hash
 from canteen_watch.recording import EventSink
 from canteen_watch.registry.codes import normalise_credit_code, normalise_licence, normalise_phone
 from canteen_watch.workflows.errors import ConflictError, InputError, NotFoundError
-from canteen_watch.workflows.models import InspectionRow, InstitutionEventRow, InstitutionRow, ViolationRow
+from canteen_watch.workflows.models import ROW_LOCK, InspectionRow, InstitutionEventRow, InstitutionRow, ViolationRow
 from canteen_watch.workflows.states import ACTIVE_STATES, INSTITUTION_MACHINE, InstitutionAction, InstitutionStatus
 from canteen_watch.workflows.types import Page
 from canteen_watch.workflows.validation import clean_bool, clean_int, clean_moment, clean_text, like_pattern
@@ -268,7 +268,7 @@ def _ledger(session: Session, sink: EventSink, actor: User, row: InstitutionRow,
 def _load(session: Session, site_id: str, *, lock: bool = False) -> InstitutionRow:
     if not isinstance(site_id, str):
         raise InputError("must be a site id", field="site_id")
-    row = session.get(InstitutionRow, site_id, with_for_update=lock) if lock else session.get(InstitutionRow, site_id)
+    row = session.get(InstitutionRow, site_id, with_for_update=ROW_LOCK) if lock else session.get(InstitutionRow, site_id)
     if row is None:
         raise NotFoundError(f"no care institution {site_id!r}")
     return row

@@ -64,7 +64,7 @@ def escalate_overdue(sessions: sessionmaker[Session], sink: EventSink, now: date
             .where(ViolationRow.state.in_(ESCALATABLE_STATES), ViolationRow.due_at <= now, ViolationRow.escalation_level < RED)
             .order_by(ViolationRow.due_at, ViolationRow.id)
             .limit(limit)
-            .with_for_update(of=ViolationRow, skip_locked=True)
+            .with_for_update(of=ViolationRow, skip_locked=True, key_share=True)
         ).all()
         for row, district in rows:
             tier = config.tier_or_default(row.tier)

@@ -22,6 +22,12 @@ from canteen_watch.db import models as _core_models  # noqa: F401  (sites, camer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
+#: Row lock for read-modify-write: ``FOR NO KEY UPDATE`` on PostgreSQL, which does not conflict
+#: with the ``KEY SHARE`` locks that inserts of referencing rows take (``FOR UPDATE`` would deadlock
+#: two transactions that both inserted a snapshot of one camera and then lock that camera).
+#: SQLite ignores it: ``BEGIN IMMEDIATE`` already serialises writers.
+ROW_LOCK = {"key_share": True}
+
 
 # ------------------------------------------------------------------------------------- users
 

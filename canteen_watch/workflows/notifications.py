@@ -43,7 +43,7 @@ from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.recording import EventSink
 from canteen_watch.workflows.errors import InputError, NotFoundError
-from canteen_watch.workflows.models import EndpointRow, OutboxRow, ViolationRow
+from canteen_watch.workflows.models import ROW_LOCK, EndpointRow, OutboxRow, ViolationRow
 from canteen_watch.workflows.tiers import NotificationSettings
 from canteen_watch.workflows.validation import clean_text
 
@@ -259,7 +259,7 @@ def set_endpoint_active(sessions: sessionmaker[Session], sink: EventSink, actor:
     with write_transaction(sessions) as session:
         acting = refresh_actor(session, actor)
         authorize(acting, Action.ENDPOINT_MANAGE)
-        row = session.get(EndpointRow, endpoint_id, with_for_update=True)
+        row = session.get(EndpointRow, endpoint_id, with_for_update=ROW_LOCK)
         if row is None:
             raise NotFoundError(f"no notification endpoint {endpoint_id}")
         if row.active != active:

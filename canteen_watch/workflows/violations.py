@@ -29,7 +29,7 @@ from canteen_watch.db.models import CameraRow, DetectionRow, SiteRow, SnapshotRo
 from canteen_watch.ledger.models import entries_table
 from canteen_watch.recording import EventSink
 from canteen_watch.workflows.errors import InputError, NotFoundError
-from canteen_watch.workflows.models import RectificationRow, ReviewRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
+from canteen_watch.workflows.models import ROW_LOCK, RectificationRow, ReviewRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.notifications import EVENT_NEW, enqueue_violation_event
 from canteen_watch.workflows.states import ACTIVE_STATES, ESCALATABLE_STATES, FOLDABLE_STATES, VIOLATION_MACHINE, ViolationAction, ViolationState
 from canteen_watch.workflows.tiers import WorkflowSettings
@@ -81,7 +81,7 @@ def load_violation(session: Session, violation_id: int, *, lock: bool = False) -
     """The violation row (locked for update when ``lock``) and its site; NotFoundError when absent."""
     if isinstance(violation_id, bool) or not isinstance(violation_id, int):
         raise InputError("must be a case number", field="violation_id")
-    row = session.get(ViolationRow, violation_id, with_for_update=lock) if lock else session.get(ViolationRow, violation_id)
+    row = session.get(ViolationRow, violation_id, with_for_update=ROW_LOCK) if lock else session.get(ViolationRow, violation_id)
     if row is None:
         raise NotFoundError(f"no violation {violation_id}")
     site = session.get(SiteRow, row.site_id)
@@ -170,7 +170,7 @@ def fold_detections(session: Session, sink: EventSink, snapshot_id: int, now: da
             by_label[detection.label].append(detection)
     if not by_label:
         return []
-    session.get(CameraRow, snapshot.camera_id, with_for_update=True)  # serialise folding per camera
+    session.get(CameraRow, snapshot.camera_id, with_for_update=ROW_LOCK)  # serialise folding per camera
     site = session.get(SiteRow, snapshot.site_id)
     assert site is not None
     seen_at = as_utc(snapshot.captured_at or snapshot.slot_time)
@@ -193,7 +193,7 @@ def fold_detections(session: Session, sink: EventSink, snapshot_id: int, now: da
             )
             .order_by(ViolationRow.last_seen_at.desc(), ViolationRow.id.desc())
             .limit(1)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).first()
         detection_ids = [d.id for d in items]
         if row is None:
