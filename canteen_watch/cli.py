@@ -25,20 +25,26 @@ app.add_typer(storage_app, name="storage")
 app.add_typer(db_app, name="db")
 
 console = Console()
+_ROOT_SETTINGS: list[Settings] = []  # settings loaded by the root --config, for mounted command groups
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file (default: $CANTEEN_WATCH_CONFIG or ./canteen-watch.toml).")]
 
 
 @app.callback()
 def main(ctx: typer.Context, config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Configuration for command groups without their own --config (ledger …).")] = None) -> None:
-    """Load the configuration for the ledger commands when one is given or found."""
-    if ctx.invoked_subcommand != "ledger":
-        return
+    """Load the configuration for command groups that take it from here (ledger, training)."""
     if config is None and not os.environ.get("CANTEEN_WATCH_CONFIG") and not Path("canteen-watch.toml").exists():
         return
-    from canteen_watch.ledger.cli import LedgerCliConfig
+    if ctx.invoked_subcommand == "ledger":
+        from canteen_watch.ledger.cli import LedgerCliConfig
 
-    settings = settings_or_exit(config)
-    ctx.obj = LedgerCliConfig.from_settings(settings, image_reader=_lazy_evidence_reader(settings))
+        settings = settings_or_exit(config)
+        ctx.obj = LedgerCliConfig.from_settings(settings, image_reader=_lazy_evidence_reader(settings))
+    elif ctx.invoked_subcommand in ("train", "train-roi"):
+        from canteen_watch.model_events import ledger_promotions
+
+        settings = settings_or_exit(config)
+        _ROOT_SETTINGS.append(settings)
+        ledger_promotions(settings)
 
 
 def _lazy_evidence_reader(settings: Settings):  # type: ignore[no-untyped-def]
@@ -216,12 +222,16 @@ def _mount_optional() -> None:
         app.add_typer(ledger_app, name="ledger")
     except ImportError:
         pass
-    try:
-        from classifiers import cli as classifier_cli
+    from classifiers.cli import build_app
 
-        classifier_cli.register(app)
-    except (ImportError, AttributeError):
-        pass
+    from canteen_watch.roi_examples import roi_examples, roi_polygon
+
+    def settings() -> Settings:
+        return _ROOT_SETTINGS[-1] if _ROOT_SETTINGS else settings_or_exit(None)
+
+    app.add_typer(
+        build_app(snapshot_loader=lambda cam, roi: roi_examples(settings(), cam, roi), polygon_lookup=lambda cam, roi: roi_polygon(settings(), cam, roi))
+    )
 
 
 _mount_optional()

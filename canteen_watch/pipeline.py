@@ -59,7 +59,7 @@ def classify(context: PipelineContext, camera: CameraConfig, image: np.ndarray) 
         return ClassifierResult(detections=[], model_version=None, status="skipped", detail="classification disabled")
     started = time.perf_counter()
     try:
-        result = context.classifier.classify(image, camera.rois)
+        result = context.classifier.classify(image, camera.rois, camera_id=camera.id)
     except Exception as exc:  # noqa: BLE001 - a classifier bug must not lose the snapshot
         return ClassifierResult(detections=[], model_version=None, status="error", detail=f"{type(exc).__name__}: {exc}", elapsed_ms=(time.perf_counter() - started) * 1000)
     return result

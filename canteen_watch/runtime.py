@@ -14,6 +14,7 @@ from canteen_watch.db.migrate import upgrade
 from canteen_watch.db.models import CameraRow, SiteRow
 from canteen_watch.pipeline import PipelineContext
 from canteen_watch.s3server import EmbeddedS3, all_ports_free
+from classifiers.base import FrameClassifier, NoModelClassifier
 from canteen_watch.storage import SnapshotStore, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,21 @@ def build_context(settings: Settings, stack: ExitStack, *, classify: bool = True
     stack.callback(engine.dispose)
     sync_config(sessions, settings)
     store = open_storage(settings, stack)
-    classifier = load_classifier() if classify else None
+    classifier = load_classifier(settings) if classify else None
     context = PipelineContext(settings=settings, sessions=sessions, store=store, sink=open_sink(settings, sessions), classify_enabled=classify)
     if classifier is not None:
         context.classifier = classifier
     return context
 
 
-def load_classifier():  # type: ignore[no-untyped-def]
-    """The shipped classifier, or the honest "no model" placeholder when none is installed."""
-    try:
-        from classifiers.inference import build_classifier
-    except ImportError:
-        from classifiers.base import NoModelClassifier
+def load_classifier(settings: Settings) -> FrameClassifier:
+    """The shipped classifier (violations only, per-ROI heads from ``data_dir/roi_heads``).
 
-        return NoModelClassifier()
-    return build_classifier()
+    Falls back to the honest "no model" placeholder when no intact weights are installed.
+    """
+    from classifiers.inference import build_classifier
+
+    classifier = build_classifier(observations=False, roi_heads_dir=settings.data_dir / "roi_heads")
+    if isinstance(classifier, NoModelClassifier):
+        log.warning("no classifier weights installed: snapshots are stored and recorded as 'no_model'")
+    return classifier

@@ -161,10 +161,12 @@ class EmbeddedS3:
         raise S3ServerError(f"S3 server did not answer on {self.endpoint} within {self.startup_timeout:.0f} s")
 
     def _s3_answers(self) -> bool:
+        import urllib3
         from minio import Minio
         from minio.error import S3Error
 
-        client = Minio(endpoint=self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False)
+        quick = urllib3.PoolManager(timeout=urllib3.Timeout(connect=0.5, read=2.0), retries=False)
+        client = Minio(endpoint=self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False, http_client=quick)
         try:
             client.bucket_exists(bucket_name="canteen-watch-probe")
             return True

@@ -15,13 +15,13 @@ from canteen_watch.core import ClassifierResult
 class FrameClassifier(Protocol):
     """Anything that classifies one decoded BGR frame."""
 
-    def classify(self, image_bgr: np.ndarray, rois: Sequence[RegionOfInterest] = ()) -> ClassifierResult:
-        """Return detections for ``image_bgr`` (H×W×3 uint8, BGR) and the camera's ROIs."""
+    def classify(self, image_bgr: np.ndarray, rois: Sequence[RegionOfInterest] = (), camera_id: str | None = None) -> ClassifierResult:
+        """Return detections for ``image_bgr`` (H×W×3 uint8, BGR), the camera's ROIs and its id (for per-ROI heads)."""
         ...
 
 
 class NoModelClassifier:
     """Reports honestly that no model is installed; never invents detections."""
 
-    def classify(self, image_bgr: np.ndarray, rois: Sequence[RegionOfInterest] = ()) -> ClassifierResult:
+    def classify(self, image_bgr: np.ndarray, rois: Sequence[RegionOfInterest] = (), camera_id: str | None = None) -> ClassifierResult:
         return ClassifierResult(detections=[], model_version=None, status="no_model", detail="no classifier model is installed")
