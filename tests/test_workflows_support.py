@@ -130,7 +130,10 @@ class WorkflowEnv:
         now: datetime | None = None,
     ) -> tuple[int, list[Violation]]:
         """Record a stored snapshot with detections and fold them, in one transaction (as the pipeline does)."""
-        site_id = dict(CAMERAS)[camera_id]
+        site_id = dict(CAMERAS).get(camera_id)
+        if site_id is None:
+            with self.sessions() as session:
+                site_id = session.get(CameraRow, camera_id).site_id
         data = f"jpeg {camera_id} {at.isoformat()} {uuid.uuid4().hex}".encode()
         sha = hashlib.sha256(data).hexdigest()
         key = f"{site_id}/{camera_id}/{at:%Y/%m/%d/%H%M%S}-{uuid.uuid4().hex[:6]}.jpg"
@@ -157,6 +160,11 @@ class WorkflowEnv:
         _sid, violations = self.snapshot(camera_id, at, [label], **kwargs)
         assert len(violations) == 1
         return violations[0]
+
+    def add_camera(self, camera_id: str, site_id: str) -> None:
+        """Mirror a configured camera of ``site_id`` into the database (as ``sync_config`` does)."""
+        with write_transaction(self.sessions) as session:
+            session.add(CameraRow(id=camera_id, site_id=site_id, room="operation", source="http://camera.invalid/pic", enabled=True, rois=[]))
 
     def ledger_actions(self, subject: str) -> list[str]:
         with self.sessions() as session:
