@@ -7,6 +7,8 @@ real ledger (:class:`LedgerSink` over :class:`Ledger`), the embedded S3 server, 
 from __future__ import annotations
 
 import functools
+import os
+from contextlib import contextmanager
 import hashlib
 import itertools
 import io
@@ -223,6 +225,39 @@ def store(s3_server, tmp_path: Path) -> SnapshotStore:  # type: ignore[no-untype
     return snapshot_store
 
 
+PG_ADMIN_URL = os.environ.get("CANTEEN_WATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_database(kind: str, folder: Path) -> Iterator[str]:
+    """A database that lives as long as the block: a SQLite file, or a new PostgreSQL database.
+
+    For module-scoped fixtures (the lead's ``db_url`` is per test); skips when PostgreSQL is not
+    reachable, like ``db_url`` does.
+    """
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'scratch-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"cw_wf_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def jpeg_bytes(text: str = "photo") -> bytes:
     """Bytes that start like a JPEG (the service checks the signature, not the pixels)."""
     return b"\xff\xd8\xff\xe0" + text.encode() + b"\x00" * 16 + b"\xff\xd9"
@@ -251,5 +286,5 @@ def xlsx_rows(data: bytes, sheet: str | None = None) -> list[list[Any]]:
 
 __all__ = [
     "CAMERAS", "Clock", "PASSWORD", "SITES", "STANDARD_USERS", "T0", "UTC", "WorkflowEnv",
-    "jpeg_bytes", "make_env", "png_bytes", "store", "wf", "wf_sqlite", "xlsx_rows",
+    "jpeg_bytes", "make_env", "scratch_database", "png_bytes", "store", "wf", "wf_sqlite", "xlsx_rows",
 ]

@@ -183,7 +183,7 @@ class ReviewRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: a system actor (CLI)
     role: Mapped[str] = mapped_column(String(24))
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -199,7 +199,7 @@ class RectificationRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     violation_id: Mapped[int] = mapped_column(ForeignKey("violations.id"), index=True)
     round: Mapped[int] = mapped_column(Integer)
-    submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: a system actor
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text)
     photo_bucket: Mapped[str] = mapped_column(String(63))
