@@ -183,8 +183,6 @@ def run_retention(
                     report.snapshots_expired.append(snapshot_id)
                     report.versions_deleted += count
             budget -= len(snapshots)
-            if not done:
-                break
         while budget > 0:
             with sessions() as session:
                 photos = [(r.id, r.violation_id, r.photo_bucket, r.photo_key, r.photo_version_id, r.photo_sha256) for r in expirable_photos(session, now, retention, int(min(batch_size, budget)) + len(refused))]
@@ -214,8 +212,6 @@ def run_retention(
                     report.photos_expired.append(rect_id)
                     report.versions_deleted += count
             budget -= len(photos)
-            if not done_photos:
-                break
     except StorageUnavailableError as exc:
         report.stopped = str(exc)
         log.warning("retention stopped: %s", exc)
