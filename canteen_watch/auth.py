@@ -563,22 +563,33 @@ def get_user(session: Session, user_id: int) -> User:
 # ------------------------------------------------------------------------------------- login
 
 
-def authenticate(session: Session, username: str, password: str, now: datetime | None = None, *, policy: LoginPolicy | None = None, sink: EventSink | None = None) -> User:
+def authenticate(
+    session: Session | sessionmaker[Session],
+    username: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    policy: LoginPolicy | None = None,
+    sink: EventSink | None = None,
+) -> User:
     """Check a user name and password and return the user.
 
     Failed attempts are counted per user in the database: ``policy.max_failures`` failures within
     ``policy.window_minutes`` lock the account for ``policy.lockout_minutes``; while locked, even
-    the right password is refused. A success resets the count.
+    the right password is refused. A success resets the count. The slow Argon2 check runs
+    outside any write lock; the count is then updated in a short transaction that re-checks the
+    lock, so parallel guesses cannot slip past it.
 
-    This function **commits** ``session`` (a failed attempt must be recorded even though it
-    raises), so give it a session of its own: ``with sessions() as s: authenticate(s, …)``.
+    Pass the session factory (preferred: on SQLite the update then runs under ``BEGIN
+    IMMEDIATE``) or a session of its own, which this function **commits** (a failed attempt must be
+    recorded even though it raises).
 
     Args:
-        session: A fresh session, committed here.
+        session: Session factory, or a fresh session.
         username: Login name (case-insensitive).
         password: The password.
         now: Clock (tests pass a controllable one).
-        policy: Rate-limit policy.
+        policy: Rate-limit policy (``settings.workflows.login``).
         sink: When given, a lock-out is ledgered (``user.locked``, user id only).
 
     Raises:
@@ -592,18 +603,47 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
     name = username.strip().lower() if isinstance(username, str) else ""
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
         password = ""
-    row = session.scalars(select(UserRow).where(UserRow.username == name).with_for_update(key_share=True)).first() if USERNAME_PATTERN.fullmatch(name) else None
-    if row is None:
+    # 1. read (no lock): is there such a user, is it locked, and its hash
+    reader = session if isinstance(session, Session) else session()
+    try:
+        found = reader.execute(select(UserRow.id, UserRow.password_hash, UserRow.locked_until).where(UserRow.username == name)).first() if USERNAME_PATTERN.fullmatch(name) else None
+        reader.rollback()
+    finally:
+        if reader is not session:
+            reader.close()
+    if found is None:
         verify_password(_DUMMY_HASH, password)  # same cost as a real check: no user enumeration by timing
-        session.rollback()
         raise InvalidCredentials()
+    locked_until = as_utc(found.locked_until) if found.locked_until else None
+    if locked_until is not None and now < locked_until:
+        raise AccountLocked(locked_until)
+    # 2. the slow check, outside any transaction
+    correct = verify_password(found.password_hash, password)
+    # 3. record the outcome in a short write transaction
+    if isinstance(session, Session):
+        user, error = _record_attempt(session, found.id, correct, password, now, policy, sink)
+        session.commit()
+    else:
+        with write_transaction(session) as writer:
+            user, error = _record_attempt(writer, found.id, correct, password, now, policy, sink)
+    if error is not None:
+        raise error
+    assert user is not None
+    return user
+
+
+def _record_attempt(
+    session: Session, user_id: int, correct: bool, password: str, now: datetime, policy: LoginPolicy, sink: EventSink | None
+) -> tuple[User | None, AuthenticationError | None]:
+    row = session.get(UserRow, user_id, with_for_update=ROW_LOCK)
+    if row is None:
+        return None, InvalidCredentials()
     locked_until = as_utc(row.locked_until) if row.locked_until else None
     if locked_until is not None and now < locked_until:
-        session.rollback()
-        raise AccountLocked(locked_until)
-    if not verify_password(row.password_hash, password):
+        return None, AccountLocked(locked_until)  # locked by a parallel attempt meanwhile
+    if not correct:
         window_start = as_utc(row.failure_window_start) if row.failure_window_start else None
-        if window_start is None or now - window_start > timedelta(minutes=policy.window_minutes) or (locked_until is not None and now >= locked_until):
+        if window_start is None or now - window_start > timedelta(minutes=policy.window_minutes) or locked_until is not None:
             row.failed_logins, row.failure_window_start, row.locked_until = 1, now, None
         else:
             row.failed_logins += 1
@@ -614,17 +654,13 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
             log.warning("user %s locked until %s after %d failed logins", row.id, new_lock.isoformat(), policy.max_failures)
             if sink is not None:
                 sink.append(session, actor="system:auth", action="user.locked", subject=f"user:{row.id}", payload={"until": new_lock.isoformat(), "failures": policy.max_failures})
-        session.commit()
-        raise InvalidCredentials(new_lock)
+        return None, InvalidCredentials(new_lock)
     if not row.active:
-        session.rollback()
-        raise AccountDisabled()
+        return None, AccountDisabled()
     row.failed_logins, row.failure_window_start, row.locked_until, row.last_login_at = 0, None, None, now
     if _hasher.check_needs_rehash(row.password_hash):
         row.password_hash = hash_password(password)
-    user = _to_user(session, row)
-    session.commit()
-    return user
+    return _to_user(session, row), None
 
 
 __all__ = [

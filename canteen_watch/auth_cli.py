@@ -24,10 +24,11 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TO
 
 def _open(config: Path | None):  # type: ignore[no-untyped-def]
     from canteen_watch.cli import settings_or_exit
-    from canteen_watch.runtime import open_database, open_sink
+    from canteen_watch.runtime import open_database, open_sink, sync_config
 
     settings = settings_or_exit(config)
     engine, sessions = open_database(settings)
+    sync_config(sessions, settings)  # configured sites exist before a manager is given one
     return settings, engine, sessions, open_sink(settings, sessions)
 
 

