@@ -34,7 +34,7 @@ from canteen_watch.workflows.notifications import (
     sign,
     verify_signature,
 )
-from canteen_watch.workflows.tiers import NotificationSettings
+from canteen_watch.workflows.tiers import NotificationSettings, WorkflowSettings
 from tests.test_workflows_support import T0, Clock, WorkflowEnv, wf, wf_sqlite  # noqa: F401
 
 FAST = NotificationSettings(timeout_seconds=2.0)
@@ -164,7 +164,7 @@ def test_overdue_and_escalated_cases_are_pushed_to_both(wf_sqlite: WorkflowEnv, 
     env.open_case("pest", "cam-a", T0)
     escalate_overdue(env.sessions, env.sink, T0 + timedelta(hours=49), config=env.config)  # yellow and red at once
     escalate_overdue(env.sessions, env.sink, T0 + timedelta(hours=50), config=env.config)  # nothing new
-    report = deliver_due(env.sessions, T0 + timedelta(hours=50), config=FAST)
+    report = deliver_due(env.sessions, T0 + timedelta(hours=50), config=WorkflowSettings(notifications=FAST))  # the whole settings.workflows works too
     assert report.delivered == 9
     seen = sorted((r["path"], r["headers"]["X-CanteenWatch-Event"]) for r in receiver.requests)
     assert seen == sorted((path, event) for path in ("/manager", "/regulator", "/city") for event in ("violation.new", "violation.overdue", "violation.escalated"))

@@ -44,7 +44,7 @@ from canteen_watch.db.base import write_transaction
 from canteen_watch.recording import EventSink
 from canteen_watch.workflows.errors import InputError, NotFoundError
 from canteen_watch.workflows.models import ROW_LOCK, EndpointRow, OutboxRow, ViolationRow
-from canteen_watch.workflows.tiers import NotificationSettings
+from canteen_watch.workflows.tiers import NotificationSettings, WorkflowSettings
 from canteen_watch.workflows.validation import clean_text
 
 log = logging.getLogger(__name__)
@@ -483,19 +483,22 @@ def _send_mqtt(items: list[_Claimed], timestamp: str, config: NotificationSettin
     return results
 
 
-def deliver_due(sessions: sessionmaker[Session], now: datetime | None = None, *, config: NotificationSettings | None = None, limit: int | None = None) -> DeliveryReport:
+def deliver_due(sessions: sessionmaker[Session], now: datetime | None = None, *, config: NotificationSettings | WorkflowSettings | None = None, limit: int | None = None) -> DeliveryReport:
     """Send every notification that is due at ``now`` and record the outcome (scheduled job).
 
     Args:
         sessions: Session factory.
         now: Clock; pass a controllable one in tests. Retries are scheduled relative to it.
-        config: Delivery settings (``settings.workflows.notifications``).
+        config: Delivery settings (``settings.workflows.notifications``; the whole
+            ``settings.workflows`` is accepted too).
         limit: Most rows to send in this run (default ``config.batch_size``).
 
     Returns:
         Counts of what happened; ``errors`` maps outbox id to the failure text.
     """
     now = as_utc(now or utcnow())
+    if isinstance(config, WorkflowSettings):
+        config = config.notifications
     config = config or NotificationSettings()
     claimed = _claim(sessions, now, config, limit or config.batch_size)
     report = DeliveryReport(attempted=len(claimed))
