@@ -169,6 +169,7 @@ SERVICE: dict[Action, Callable[[WorkflowEnv, SnapshotStore, User, str], object]]
 }
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize(("role", "action", "target"), SITE_CELLS, ids=lambda v: getattr(v, "value", v))
 def test_service_matrix(matrix_env: tuple[WorkflowEnv, SnapshotStore], role: str, action: Action, target: str) -> None:
     env, store = matrix_env

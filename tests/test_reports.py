@@ -21,6 +21,7 @@ from tests.test_workflows_support import T0, WorkflowEnv, jpeg_bytes, store, wf,
 DAY = timedelta(days=1)
 
 
+@pytest.mark.s3
 def test_violation_report_for_a_district(wf: WorkflowEnv, store: SnapshotStore) -> None:
     env, system = wf, wf.system
     due = env.open_case("pest", "cam-a", T0)                      # confirmed, never rectified: overdue
