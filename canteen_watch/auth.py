@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import SiteRow
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.workflows.errors import ConflictError, InputError, NotFoundError, PermissionDenied, WorkflowError
 from canteen_watch.workflows.models import ROW_LOCK, UserRow, UserScopeRow
 from canteen_watch.workflows.tiers import LoginPolicy

@@ -106,7 +106,8 @@ def run(config: ConfigOption = None, no_classify: Annotated[bool, typer.Option("
     with ExitStack() as stack:
         context = build_context(settings, stack, classify=not no_classify)
         service = stack.enter_context(SnapshotService(context))
-        console.print(f"scheduling {len(service.scheduler.get_jobs()) - 1} cameras; Ctrl-C stops")
+        cameras = sum(1 for job in service.scheduler.get_jobs() if not job.id.startswith("__"))
+        console.print(f"scheduling {cameras} cameras; Ctrl-C stops")
         try:
             while not stop.wait(1.0):
                 pass
@@ -222,6 +223,10 @@ def _mount_optional() -> None:
         app.add_typer(ledger_app, name="ledger")
     except ImportError:
         pass
+    from canteen_watch.auth_cli import user_app
+
+    app.add_typer(user_app, name="user")
+
     from classifiers.cli import build_app
 
     from canteen_watch.roi_examples import roi_examples, roi_polygon

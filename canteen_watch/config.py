@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from canteen_watch.workflows.tiers import WorkflowSettings
+
 CONFIG_ENV_VAR = "CANTEEN_WATCH_CONFIG"
 SUPPORTED_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "folder", "device")
 
@@ -215,6 +217,7 @@ class Settings(BaseSettings):
     retention: RetentionConfig = Field(default_factory=RetentionConfig, title="Retention", description="Snapshot and evidence retention.")
     health: HealthConfig = Field(default_factory=HealthConfig, title="Health", description="Camera health and quality checks.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig, title="Capture", description="Capture and encoding.")
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings, title="Workflows", description="Violations, deadlines, escalation, notifications and login policy.")
 
     @field_validator("timezone")
     @classmethod

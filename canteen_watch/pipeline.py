@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.config import CameraConfig, Settings
 from canteen_watch.core import ClassifierResult, Slot, SlotOutcome, StoredObject
 from canteen_watch.journal import Journal, JournalRecord, record_from_outcome
-from canteen_watch.recording import Claim, EventSink, NullSink, claim_slot, mark_uploaded, record_failure, record_success
+from canteen_watch.events import EventSink, NullSink
+from canteen_watch.recording import Claim, claim_slot, mark_uploaded, record_failure, record_success
 from canteen_watch.db.models import SnapshotRow
 from canteen_watch.storage import SnapshotStore, StorageUnavailableError, snapshot_key
 from classifiers.base import FrameClassifier, NoModelClassifier
@@ -171,7 +172,7 @@ def _write_record(context: PipelineContext, camera: CameraConfig, slot: Slot, sn
         record_failure(context.sessions, context.sink, camera, slot, snapshot_id, record.failure, context.settings.health)
     else:
         assert record.stored is not None and record.quality is not None and record.result is not None
-        record_success(context.sessions, context.sink, camera, slot, snapshot_id, record.frame_stub(), record.stored, record.quality, record.result, context.settings.health)
+        record_success(context.sessions, context.sink, camera, slot, snapshot_id, record.frame_stub(), record.stored, record.quality, record.result, context.settings.health, context.settings.workflows)
 
 
 def replay_journal(context: PipelineContext) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,25 +14,13 @@ from canteen_watch.config import CameraConfig, HealthConfig
 from canteen_watch.core import ClassifierResult, Frame, Quality, Slot, StoredObject, as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import CameraEventRow, CameraHealthRow, DetectionRow, SnapshotRow
+from canteen_watch.events import EventSink, NullSink
 from canteen_watch.health import HealthEvent, HealthState, advance
+from canteen_watch.workflows.tiers import WorkflowSettings
+from canteen_watch.workflows.violations import fold_detections
 
 PIPELINE_ACTOR = "system:pipeline"
 DONE_STATUSES = ("stored", "spooled")
-
-
-class EventSink(Protocol):
-    """Where accountable events go (the tamper-evident ledger)."""
-
-    def append(self, session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any], evidence: dict[str, Any] | None = None) -> Any:
-        """Append one event inside the caller's transaction."""
-        ...
-
-
-class NullSink:
-    """Drops events; used only where no ledger is configured (never by the CLI)."""
-
-    def append(self, session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any], evidence: dict[str, Any] | None = None) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -128,8 +116,9 @@ def record_success(
     quality: Quality,
     result: ClassifierResult,
     health: HealthConfig,
+    workflows: WorkflowSettings | None = None,
 ) -> list[HealthEvent]:
-    """Write the stored snapshot, its detections, health and ledger entries in one transaction."""
+    """Write the stored snapshot, its detections, the violations they fold into, health and ledger entries in one transaction."""
     now = utcnow()
     with write_transaction(factory) as session:
         snapshot = session.get(SnapshotRow, snapshot_id)
@@ -174,6 +163,9 @@ def record_success(
                 },
                 evidence=evidence,
             )
+        if result.detections:
+            session.flush()
+            fold_detections(session, sink, snapshot_id, now=now, config=workflows)
         row, state = _load_health(session, camera.id)
         state, events = advance(state, ok=True, quality=quality, error=None, config=health, now=now)
         _save_health(session, sink, row, state, events, ok=True, now=now)

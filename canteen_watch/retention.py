@@ -32,8 +32,8 @@ from canteen_watch.config import RetentionConfig
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import SnapshotRow
-from canteen_watch.recording import EventSink
-from canteen_watch.storage import SnapshotStore, StorageUnavailableError, _is_unavailable
+from canteen_watch.events import EventSink
+from canteen_watch.storage import SnapshotStore, StorageUnavailableError, is_unavailable
 from canteen_watch.workflows.evidence import object_versions
 from canteen_watch.workflows.models import ROW_LOCK, RectificationRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.states import FINAL_STATES
@@ -122,7 +122,7 @@ def delete_all_versions(store: SnapshotStore, key: str) -> int:
     except S3Error:
         raise
     except Exception as exc:
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             raise StorageUnavailableError(f"S3 delete of {key} failed: {exc}") from exc
         raise
 

@@ -12,6 +12,7 @@ from canteen_watch.config import CameraConfig, Settings, redact_source
 from canteen_watch.db.base import make_engine, make_session_factory, write_transaction
 from canteen_watch.db.migrate import upgrade
 from canteen_watch.db.models import CameraRow, SiteRow
+from canteen_watch.ledger.sink import LedgerSink, ledger_sink
 from canteen_watch.pipeline import PipelineContext
 from canteen_watch.s3server import EmbeddedS3, all_ports_free
 from classifiers.base import FrameClassifier, NoModelClassifier
@@ -69,15 +70,8 @@ def open_storage(settings: Settings, stack: ExitStack) -> SnapshotStore:
     return store
 
 
-def open_sink(settings: Settings, sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+def open_sink(settings: Settings, sessions: sessionmaker[Session]) -> LedgerSink:
     """The ledger every accountable event is appended to."""
-    try:
-        from canteen_watch.ledger.sink import ledger_sink
-    except ImportError:  # the ledger package is not wired yet
-        from canteen_watch.recording import NullSink
-
-        log.warning("no ledger available: events are not ledgered")
-        return NullSink()
     return ledger_sink(settings, sessions)
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from canteen_watch.core import SlotOutcome
+from canteen_watch.core import SlotOutcome, utcnow
 from canteen_watch.pipeline import PipelineContext, maintain, process_slot
 from snapshots.capture import close_sources
 from snapshots.schedule import build_scheduler
@@ -23,6 +25,9 @@ from snapshots.schedule import build_scheduler
 log = logging.getLogger(__name__)
 MAINTENANCE_JOB_ID = "__maintenance__"
 LEDGER_JOB_ID = "__ledger_checkpoint__"
+ESCALATION_JOB_ID = "__escalation__"
+DELIVERY_JOB_ID = "__notifications__"
+RETENTION_JOB_ID = "__retention__"
 
 
 class SnapshotService:
@@ -48,6 +53,7 @@ class SnapshotService:
             max_instances=1,
             misfire_grace_time=int(maintenance_seconds),
         )
+        self._add_workflow_jobs()
         if hasattr(context.sink, "tick"):
             self.scheduler.add_job(
                 self.run_ledger_tick,
@@ -57,6 +63,44 @@ class SnapshotService:
                 max_instances=1,
                 misfire_grace_time=int(ledger_tick_seconds),
             )
+
+    def _add_workflow_jobs(self) -> None:
+        """Escalation of overdue cases, notification delivery and nightly retention."""
+        jobs = (
+            (ESCALATION_JOB_ID, self.run_escalation, IntervalTrigger(minutes=5)),
+            (DELIVERY_JOB_ID, self.run_delivery, IntervalTrigger(seconds=30)),
+            (RETENTION_JOB_ID, self.run_retention, CronTrigger(hour=2, minute=30)),
+        )
+        for job_id, func, trigger in jobs:
+            self.scheduler.add_job(func, trigger, id=job_id, coalesce=True, max_instances=1, misfire_grace_time=300)
+
+    def _guarded(self, name: str, func: Callable[[], object]) -> object:
+        try:
+            return func()
+        except Exception:
+            log.exception("%s failed; retrying on its next run", name)
+            return None
+
+    def run_escalation(self) -> object:
+        """Escalate overdue cases (yellow, then red)."""
+        from canteen_watch.workflows.escalation import escalate_overdue
+
+        c = self.context
+        return self._guarded("escalation", lambda: escalate_overdue(c.sessions, c.sink, utcnow(), config=c.settings.workflows))
+
+    def run_delivery(self) -> object:
+        """Deliver due notifications from the outbox."""
+        from canteen_watch.workflows.notifications import deliver_due
+
+        c = self.context
+        return self._guarded("notification delivery", lambda: deliver_due(c.sessions, utcnow(), config=c.settings.workflows))
+
+    def run_retention(self) -> object:
+        """Expire snapshots past retention (evidence and holds are kept)."""
+        from canteen_watch.retention import run_retention
+
+        c = self.context
+        return self._guarded("retention", lambda: run_retention(c.sessions, c.sink, c.store, utcnow(), retention=c.settings.retention))
 
     def run_slot(self, camera_id: str, slot_time: datetime) -> SlotOutcome:
         """Process one slot and keep the tallies (called from the scheduler's pool)."""

@@ -52,7 +52,7 @@ def make_client(config: StorageConfig, endpoint: str | None = None) -> Minio:
 TRANSIENT_S3_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized"})
 
 
-def _is_unavailable(exc: BaseException) -> bool:
+def is_unavailable(exc: BaseException) -> bool:
     """True for outages worth spooling for: network errors, 5xx answers, transient S3 codes."""
     if isinstance(exc, ServerError):
         return True
@@ -135,7 +135,7 @@ class SnapshotStore:
                     if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                         raise
         except Exception as exc:
-            if _is_unavailable(exc):
+            if is_unavailable(exc):
                 raise StorageUnavailableError(f"S3 at {self.client._base_url.host} is unreachable: {exc}") from exc
             raise
         self._bucket_ready = True
@@ -153,7 +153,7 @@ class SnapshotStore:
                 metadata=metadata,
             )
         except Exception as exc:
-            if _is_unavailable(exc):
+            if is_unavailable(exc):
                 self._bucket_ready = False
                 raise StorageUnavailableError(f"S3 put of {key} failed: {exc}") from exc
             raise
@@ -187,7 +187,7 @@ class SnapshotStore:
         except Exception as exc:
             if data_path.exists():
                 return data_path.read_bytes()
-            if _is_unavailable(exc):
+            if is_unavailable(exc):
                 raise StorageUnavailableError(f"S3 get of {key} failed: {exc}") from exc
             raise
         try:
@@ -227,7 +227,7 @@ class SnapshotStore:
                 return None
             raise
         except Exception as exc:
-            if _is_unavailable(exc):
+            if is_unavailable(exc):
                 raise StorageUnavailableError(f"S3 stat of {key} failed: {exc}") from exc
             raise
         sha = next((v for k, v in stat.metadata.items() if k.lower() == "x-amz-meta-sha256"), "")

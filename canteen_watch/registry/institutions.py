@@ -34,7 +34,7 @@ from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import CameraRow, SiteRow
 from canteen_watch.ledger.canonical import salted_hash
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.registry.codes import normalise_credit_code, normalise_licence, normalise_phone
 from canteen_watch.workflows.errors import ConflictError, InputError, NotFoundError
 from canteen_watch.workflows.models import ROW_LOCK, InspectionRow, InstitutionEventRow, InstitutionRow, ViolationRow

@@ -25,7 +25,7 @@ from canteen_watch.config import SiteKind
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import SiteRow
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.registry.institutions import INPUT_FIELDS, REQUIRED_FIELDS, InstitutionInput, check_institution, insert_institution, to_institution
 from canteen_watch.workflows.errors import InputError
 from canteen_watch.workflows.models import InstitutionRow

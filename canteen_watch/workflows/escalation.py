@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import SiteRow
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.workflows.models import ViolationRow
 from canteen_watch.workflows.notifications import EVENT_ESCALATED, EVENT_OVERDUE, enqueue_violation_event
 from canteen_watch.workflows.states import ESCALATABLE_STATES, ViolationAction

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.auth import Action, User, refresh_actor
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
-from canteen_watch.recording import EventSink
-from canteen_watch.storage import SnapshotStore, _is_unavailable
+from canteen_watch.events import EventSink
+from canteen_watch.storage import SnapshotStore, is_unavailable
 from canteen_watch.workflows.errors import EvidenceError
 from canteen_watch.workflows.models import ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.types import EvidenceCheck, EvidenceObject, Violation
@@ -72,7 +72,7 @@ def _set_legal_hold(store: SnapshotStore, obj: EvidenceObject, enable: bool) -> 
     except S3Error as exc:
         return 0, f"{obj.key}: {exc.code}"
     except Exception as exc:
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             return 0, f"{obj.key}: object storage unreachable"
         raise
 

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.auth import Action, Scope, ScopeLevel, User, authorize, refresh_actor
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.workflows.errors import InputError, NotFoundError
 from canteen_watch.workflows.models import ROW_LOCK, EndpointRow, OutboxRow, ViolationRow
 from canteen_watch.workflows.tiers import NotificationSettings, WorkflowSettings

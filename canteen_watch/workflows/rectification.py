@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from canteen_watch.auth import Action, User, refresh_actor
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
-from canteen_watch.recording import EventSink
-from canteen_watch.storage import SnapshotStore, StorageUnavailableError, _is_unavailable
+from canteen_watch.events import EventSink
+from canteen_watch.storage import SnapshotStore, StorageUnavailableError, is_unavailable
 from canteen_watch.workflows.errors import EvidenceError, InputError
 from canteen_watch.workflows.models import RectificationRow
 from canteen_watch.workflows.states import VIOLATION_MACHINE, ViolationAction
@@ -55,7 +55,7 @@ def _upload(store: SnapshotStore, key: str, photo: bytes, content_type: str, sha
     except StorageUnavailableError as exc:
         raise EvidenceError(f"object storage is unreachable; the rectification was not submitted, try again: {exc}") from exc
     except Exception as exc:
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             raise EvidenceError(f"object storage is unreachable; the rectification was not submitted, try again: {exc}") from exc
         raise
     return result.version_id

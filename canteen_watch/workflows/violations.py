@@ -27,7 +27,7 @@ from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import CameraRow, DetectionRow, SiteRow, SnapshotRow
 from canteen_watch.ledger.models import entries_table
-from canteen_watch.recording import EventSink
+from canteen_watch.events import EventSink
 from canteen_watch.workflows.errors import InputError, NotFoundError
 from canteen_watch.workflows.models import ROW_LOCK, RectificationRow, ReviewRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.notifications import EVENT_NEW, enqueue_violation_event

@@ -8,10 +8,8 @@ from sqlalchemy import create_engine
 from canteen_watch.db import models  # noqa: F401  (registers tables on Base.metadata)
 from canteen_watch.db.base import Base
 
-try:  # the ledger's tables, when that package is present
-    from canteen_watch.ledger import models as _ledger_models  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from canteen_watch.ledger import models as _ledger_models  # noqa: F401
+from canteen_watch.workflows import models as _workflow_models  # noqa: F401
 
 target_metadata = Base.metadata
 config = context.config
