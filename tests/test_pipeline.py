@@ -183,3 +183,36 @@ def test_settings_fixture_is_isolated(make_settings, cameras_server) -> None:
     a: Settings = make_settings([http_camera(cameras_server, "cam-1")])
     b: Settings = make_settings([http_camera(cameras_server, "cam-1")])
     assert a.storage.bucket != b.storage.bucket
+
+
+def test_real_classifier_detections_fold_into_one_violation(make_settings, tmp_path: Path) -> None:
+    """A folder camera showing a real rat photo: the shipped models flag a pest; repeated slots fold into one case."""
+    import shutil
+
+    from canteen_watch.workflows.models import ViolationRow
+    from tests.conftest import shared_data
+
+    rats = sorted(shared_data("pests", "rat_detector", "images", "valid").glob("*.jpg"))[:1]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(rats[0], folder / "rat.jpg")
+    camera = {"id": "cam-store", "site": "site-a", "room": "storage", "source": f"folder://{folder}", "schedule": {"interval_seconds": 300}}
+    settings = make_settings([camera])
+    with ExitStack() as stack:
+        context = build_context(settings, stack, classify=True)
+        outcomes = [process_slot(context, "cam-store", T0 + timedelta(minutes=5 * i)) for i in range(3)]
+        assert all(o.status == "stored" and o.detections >= 1 for o in outcomes), [o.reason for o in outcomes]
+        with context.sessions() as session:
+            violations = session.scalars(select(ViolationRow)).all()
+            from canteen_watch.db.models import DetectionRow
+
+            labels = set(session.scalars(select(DetectionRow.label)).all())
+            pest_versions = set(session.scalars(select(DetectionRow.model_version).where(DetectionRow.label == "pest")).all())
+            snapshot_versions = set(session.scalars(select(SnapshotRow.model_version)).all())
+        assert "pest" in labels
+        assert len(pest_versions) == 1 and next(iter(pest_versions)).startswith("pest-")
+        assert len(snapshot_versions) == 1 and next(iter(pest_versions)) in next(iter(snapshot_versions))
+        pest_cases = [v for v in violations if v.label == "pest"]
+        assert len(pest_cases) == 1 and pest_cases[0].detection_count >= 3 and pest_cases[0].tier == 1
+        history = context.sink.history(context.sessions(), f"violation:{pest_cases[0].id}")
+        assert history and history[0].action.startswith("violation.")
