@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +13,7 @@ from canteen_watch.config import CameraConfig, HealthConfig
 from canteen_watch.core import ClassifierResult, Frame, Quality, Slot, StoredObject, as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import CameraEventRow, CameraHealthRow, DetectionRow, SnapshotRow
-from canteen_watch.events import EventSink, NullSink
+from canteen_watch.events import EventSink
 from canteen_watch.health import HealthEvent, HealthState, advance
 from canteen_watch.workflows.tiers import WorkflowSettings
 from canteen_watch.workflows.violations import fold_detections
