@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from canteen_watch.auth import ALL, POLICY, Action, Role, SiteRef, User, authorize, refresh_actor, scope_filter, site_ref
@@ -617,7 +617,7 @@ def ledger_actions(sessions: sessionmaker[Session], actor: User) -> list[str]:
     with sessions() as session:
         acting = refresh_actor(session, actor)
         _require_citywide(acting, Action.EVIDENCE_VERIFY)
-        return sorted(session.scalars(select(distinct(entries_table.c.action))).all())
+        return sorted(session.scalars(select(entries_table.c.action).distinct()).all())
 
 
 def ledger_search(

@@ -146,6 +146,14 @@ def fmt_dt(moment: datetime | None, services: Services, *, seconds: bool = False
     return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") if value else ""
 
 
+def fmt_short(moment: datetime | None, services: Services) -> str:
+    """``03-02 16:00`` in the display zone (for metrics), the year only when it is not this year."""
+    value = local(moment, services)
+    if value is None:
+        return ""
+    return value.strftime("%m-%d %H:%M" if value.year == local(utcnow(), services).year else "%Y-%m-%d")
+
+
 def fmt_rate(rate: float | None) -> str:
     """``87.5%`` or an em dash."""
     return "—" if rate is None else f"{rate * 100:.1f}%"

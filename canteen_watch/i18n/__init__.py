@@ -11,7 +11,7 @@ Usage::
 
 Both catalogues (:mod:`.zh_CN`, :mod:`.en`) are plain dicts with the same keys (a test checks
 it). The current language is a context variable: the dashboard sets it at the start of every
-script run, so each browser session keeps its own language.
+script run (each run has its own thread), so each browser session keeps its own language.
 """
 
 from __future__ import annotations
@@ -29,19 +29,24 @@ DEFAULT_LANGUAGE = "zh-CN"
 LANGUAGES: dict[str, str] = {"zh-CN": "中文", "en": "English"}
 CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": zh_CN.MESSAGES, "en": en.MESSAGES}
 
-_language: ContextVar[str] = ContextVar("canteen_watch_language", default=DEFAULT_LANGUAGE)
+_language: ContextVar[str] = ContextVar("canteen_watch_language")
+#: The language set last in any thread: the fallback for threads that never set one (e.g. a
+#: test harness formatting widget options outside the script thread).
+_last_set = DEFAULT_LANGUAGE
 
 
 def set_language(language: str) -> str:
-    """Make ``language`` current (unknown codes fall back to Chinese); returns the code in use."""
+    """Make ``language`` current in this thread/context (unknown codes fall back to Chinese); returns the code in use."""
+    global _last_set
     code = language if language in CATALOGUES else DEFAULT_LANGUAGE
     _language.set(code)
+    _last_set = code
     return code
 
 
 def get_language() -> str:
     """The current language code."""
-    return _language.get()
+    return _language.get(_last_set)
 
 
 def has(key: str, language: str | None = None) -> bool:

@@ -141,6 +141,7 @@ MESSAGES: dict[str, str] = {
     'review.roi': 'ROI',
     'review.snapshot_model': 'Snapshot model version: {version} ({status})',
     'review.list': 'Cases on this page',
+    'review.bulk_placeholder': 'Choose one or more cases',
     'review.bulk_select': 'Select cases for a bulk action',
     'review.bulk_confirm': 'Confirm selected ({count})',
     'review.bulk_dismiss': 'Dismiss selected ({count})',
@@ -387,10 +388,12 @@ MESSAGES: dict[str, str] = {
     'role.registrar': 'Registrar',
     'role.admin': 'Administrator',
     # tier
+    'tier.deadline_help': 'Rectify within {deadline} h of the first detection; red {red} h after the deadline',
+    'tier.short': 'Tier {tier}',
     'tier.name': 'Tier {tier} · {title}',
-    'tier.1': 'Pests (rectify within 24 h)',
-    'tier.2': 'Open storage and no mask (72 h)',
-    'tier.3': 'No hat (by the next routine inspection)',
+    'tier.1': 'Pests',
+    'tier.2': 'Open storage, no mask',
+    'tier.3': 'No chef hat',
     # escalation
     'escalation.none': 'none',
     'escalation.yellow': 'yellow',

@@ -141,6 +141,7 @@ MESSAGES: dict[str, str] = {
     'review.roi': '关注区域',
     'review.snapshot_model': '抓拍模型版本：{version}（{status}）',
     'review.list': '本页案件',
+    'review.bulk_placeholder': '选择一个或多个案件',
     'review.bulk_select': '批量选择案件',
     'review.bulk_confirm': '批量确认（{count}）',
     'review.bulk_dismiss': '批量标记误报（{count}）',
@@ -386,10 +387,12 @@ MESSAGES: dict[str, str] = {
     'role.registrar': '备案管理员',
     'role.admin': '系统管理员',
     # tier
+    'tier.deadline_help': '首次发现后 {deadline} 小时内整改；逾期超过 {red} 小时升级为红色',
+    'tier.short': '{tier} 级',
     'tier.name': '{tier} 级 · {title}',
-    'tier.1': '虫鼠害（24 小时内整改）',
-    'tier.2': '未加盖存放与未戴口罩（72 小时内整改）',
-    'tier.3': '未戴厨师帽（下次例行检查前整改）',
+    'tier.1': '虫鼠害',
+    'tier.2': '未加盖存放、未戴口罩',
+    'tier.3': '未戴厨师帽',
     # escalation
     'escalation.none': '无',
     'escalation.yellow': '黄色预警',

@@ -108,8 +108,8 @@ def _camera_detail(ctx: w.PageContext, cameras: list[queries.CameraSummary]) -> 
     cols = st.columns(4)
     cols[0].metric(t("camera.health"), _health(summary))
     cols[1].metric(t("camera.success_rate"), w.fmt_rate(summary.success_rate))
-    cols[2].metric(t("camera.last_success"), w.fmt_dt(summary.last_success_at, services) or "—")
-    cols[3].metric(t("camera.last_failure"), w.fmt_dt(summary.last_failure_at, services) or "—")
+    cols[2].metric(t("camera.last_success"), w.fmt_short(summary.last_success_at, services) or "—")
+    cols[3].metric(t("camera.last_failure"), w.fmt_short(summary.last_failure_at, services) or "—")
     try:
         snapshots = queries.recent_snapshots(services.sessions, ctx.user, camera_id, limit=4)
         since = w.day_start(services) - timedelta(days=HISTORY_DAYS - 1)

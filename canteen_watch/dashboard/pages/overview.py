@@ -50,15 +50,16 @@ def _headline(ctx: w.PageContext, stats: list) -> None:
     closed = sum(s.closed for s in stats)
     row = st.columns(6)
     row[0].metric(t("overview.cameras_online"), f"{counts.cameras_online} / {counts.cameras_enabled}", border=True)
-    row[1].metric(t("overview.cameras_offline"), counts.cameras_offline, border=True, delta=t("overview.quality_alerts", count=counts.cameras_quality) if counts.cameras_quality else None, delta_color="off")
-    row[2].metric(t("overview.snapshots_today"), counts.snapshots_today, border=True, delta=t("overview.failed_today", count=counts.failed_today) if counts.failed_today else None, delta_color="inverse")
+    row[1].metric(t("overview.cameras_offline"), counts.cameras_offline, border=True, delta=t("overview.quality_alerts", count=counts.cameras_quality) if counts.cameras_quality else None, delta_color="off", delta_arrow="off")
+    row[2].metric(t("overview.snapshots_today"), counts.snapshots_today, border=True, delta=t("overview.failed_today", count=counts.failed_today) if counts.failed_today else None, delta_color="off", delta_arrow="off")
     row[3].metric(t("overview.overdue"), overdue, border=True)
     row[4].metric(t("overview.escalated"), red, border=True)
     row[5].metric(t("overview.rectification_rate"), w.fmt_rate(closed / confirmed if confirmed else None), border=True)
     tier_cols = st.columns(len(tiers) + 1)
     tier_cols[0].metric(t("overview.open_cases"), sum(open_by_tier.values()), border=True)
     for column, tier in zip(tier_cols[1:], tiers):
-        column.metric(w.tier_name(tier), open_by_tier[tier], border=True)
+        config = services.workflows.tier(tier)
+        column.metric(w.tier_name(tier), open_by_tier[tier], border=True, help=t("tier.deadline_help", deadline=f"{config.deadline_hours:g}", red=f"{config.red_after_hours:g}"))
 
 
 def _trends(ctx: w.PageContext) -> None:

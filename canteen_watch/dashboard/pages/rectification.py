@@ -31,7 +31,7 @@ def _reset() -> None:
 def _list(ctx: w.PageContext) -> list[Violation]:
     services = ctx.services
     names = {s.id: s.name for s in w.sites(ctx)}
-    cols = st.columns([3, 3, 2, 2])
+    cols = st.columns([4, 3, 2, 2])
     default_view = "submitted" if ctx.user.role.value == "inspector" else "due"
     view = cols[0].segmented_control(t("rect.view"), list(VIEWS), default=default_view, format_func=lambda v: t(f"rect.view_{v}"), key="rc_view", on_change=_reset) or default_view
     site_id = cols[1].selectbox(t("common.site"), [None, *names], format_func=lambda s: w.site_label(s, names), key="rc_site", on_change=_reset)
@@ -151,7 +151,7 @@ def render() -> None:
     st.subheader(t("rect.case_title", id=case.id, label=t_value("label", case.label), site=detail.site_name))
     now = utcnow()
     cols = st.columns(4)
-    cols[0].metric(t("common.due"), w.fmt_dt(case.due_at, services))
+    cols[0].metric(t("common.due"), w.fmt_short(case.due_at, services))
     cols[1].metric(t("common.overdue_days"), case.overdue_days(now))
     cols[2].metric(t("common.escalation"), w.escalation_badge(case.escalation_level))
     cols[3].metric(t("rect.rounds"), case.rectification_round)

@@ -95,7 +95,7 @@ def _image(ctx: w.PageContext, case: Violation) -> None:
         image = drawing.placeholder(snap.width, snap.height)
     captions = {label: t_value("label", label) for label in {d.label for d in view.detections}}
     annotated = drawing.annotate(image, view.detections, view.rois, highlight=case.label, captions=captions)
-    st.image(drawing.to_jpeg(annotated), caption=t("review.image_caption", camera=snap.camera_id, time=w.fmt_dt(snap.captured_at or snap.slot_time, services, seconds=True)))
+    st.image(drawing.to_jpeg(annotated), width="stretch", caption=t("review.image_caption", camera=snap.camera_id, time=w.fmt_dt(snap.captured_at or snap.slot_time, services, seconds=True)))
     if view.detections:
         st.dataframe(
             pd.DataFrame([
@@ -116,7 +116,7 @@ def _card(ctx: w.PageContext, case: Violation, ids: list[int]) -> None:
     except WorkflowError as exc:
         w.show_error(exc)
         return
-    st.subheader(t("review.case_title", id=case.id, label=t_value("label", case.label), tier=w.tier_name(case.tier)))
+    st.subheader(t("review.case_title", id=case.id, label=t_value("label", case.label), tier=t("tier.short", tier=case.tier)))
     left, right = st.columns([3, 2], gap="large")
     with left:
         _image(ctx, case)
@@ -176,7 +176,7 @@ def _bulk(ctx: w.PageContext, items: list[Violation]) -> None:
     open_ids = [v.id for v in items if v.state == "open"]
     if not open_ids or not can(ctx.user, Action.VIOLATION_REVIEW):
         return
-    chosen = st.multiselect(t("review.bulk_select"), open_ids, format_func=lambda i: f"#{i}", key="rv_bulk")
+    chosen = st.multiselect(t("review.bulk_select"), open_ids, format_func=lambda i: f"#{i}", key="rv_bulk", placeholder=t("review.bulk_placeholder"))
     cols = st.columns([2, 3, 2])
     if cols[0].button(t("review.bulk_confirm", count=len(chosen)), key="rv_bulk_confirm", disabled=not chosen):
         st.session_state.pop("rv_bulk", None)
