@@ -570,6 +570,54 @@ def case_snapshot_ids(sessions: sessionmaker[Session], actor: User, violation_id
         return row.first_snapshot_id, row.last_snapshot_id
 
 
+def review_list(
+    sessions: sessionmaker[Session],
+    actor: User,
+    *,
+    states: Sequence[str] | None = ("open",),
+    site_id: str | None = None,
+    label: str | None = None,
+    tier: int | None = None,
+    seen_from: datetime | None = None,
+    seen_to: datetime | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> Page[Any]:
+    """Cases the user may review, filtered; open cases most severe and most urgent first (tier, then
+    deadline, as :func:`~canteen_watch.workflows.violations.review_queue`), others newest first.
+    """
+    from canteen_watch.workflows.violations import to_violation
+
+    page, per_page = _page_args(page, per_page)
+    with sessions() as session:
+        acting = refresh_actor(session, actor)
+        authorize(acting, Action.VIOLATION_REVIEW)
+        query = (
+            select(ViolationRow, SiteRow.district)
+            .join(SiteRow, SiteRow.id == ViolationRow.site_id)
+            .where(scope_filter(acting, Action.VIOLATION_REVIEW, ViolationRow.site_id, SiteRow.district))
+        )
+        if states:
+            query = query.where(ViolationRow.state.in_(list(states)))
+        if site_id is not None:
+            query = query.where(ViolationRow.site_id == site_id)
+        if label is not None:
+            query = query.where(ViolationRow.label == label)
+        if tier is not None:
+            query = query.where(ViolationRow.tier == tier)
+        if seen_from is not None:
+            query = query.where(ViolationRow.first_seen_at >= as_utc(seen_from))
+        if seen_to is not None:
+            query = query.where(ViolationRow.first_seen_at < as_utc(seen_to))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        if states and set(states) == {"open"}:
+            order = (ViolationRow.tier, ViolationRow.due_at, ViolationRow.id)
+        else:
+            order = (ViolationRow.first_seen_at.desc(), ViolationRow.id.desc())
+        rows = session.execute(query.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+        return Page(items=[to_violation(row, district) for row, district in rows], total=int(total), page=page, per_page=per_page)
+
+
 def institution_sites(sessions: sessionmaker[Session], actor: User) -> set[str]:
     """Site ids that are registered care institutions inside the user's reach."""
     with sessions() as session:
@@ -871,6 +919,6 @@ def promote_model(
 __all__ = [
     "CameraEvent", "CameraSummary", "CoverageGap", "DetectionBox", "EntryProof", "LedgerRow", "OverviewCounts", "SiteInfo", "SnapshotRef", "SnapshotView",
     "camera_event_days", "camera_events", "camera_quality_days", "camera_summaries", "case_snapshot_ids", "coverage_gaps", "day_bucket", "entry_with_proof", "export_evidence_bundle",
-    "institution_sites", "latest_site_snapshots", "ledger_actions", "ledger_search", "overview_counts", "promote_model", "recent_snapshots", "refresh_user",
+    "institution_sites", "latest_site_snapshots", "ledger_actions", "ledger_search", "overview_counts", "promote_model", "recent_snapshots", "refresh_user", "review_list",
     "snapshot_trend", "snapshot_view", "trusted_notes", "user_for_sso", "verify_ledger_progress", "violation_trend", "visible_sites",
 ]

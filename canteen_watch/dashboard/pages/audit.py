@@ -43,7 +43,7 @@ def _search(ctx: w.PageContext) -> None:
     action = cols[1].selectbox(t("audit.action"), [None, *actions], format_func=lambda a: t("common.all") if a is None else a, key="au_action", on_change=_reset)
     dates = cols[2].date_input(t("audit.dates"), value=(), key="au_dates", on_change=_reset)
     case_text = cols[3].text_input(t("audit.case"), key="au_case", on_change=_reset, placeholder="17")
-    subject = st.text_input(t("audit.subject"), key="au_subject", on_change=_reset, placeholder="institution:ci-…")
+    subject = st.text_input(t("audit.subject"), key="au_subject", on_change=_reset, placeholder=t("audit.subject_hint"))
     violation_id = None
     if case_text.strip():
         if not case_text.strip().lstrip("#").isdigit():

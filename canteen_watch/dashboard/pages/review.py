@@ -20,7 +20,7 @@ from canteen_watch.dashboard import widgets as w
 from canteen_watch.i18n import t, t_value
 from canteen_watch.workflows.errors import WorkflowError
 from canteen_watch.workflows.types import Violation
-from canteen_watch.workflows.violations import CONFIRMED, FALSE_POSITIVE, list_violations, review_violation, violation_detail
+from canteen_watch.workflows.violations import CONFIRMED, FALSE_POSITIVE, review_violation, violation_detail
 
 PER_PAGE = 20
 REVIEWED_STATES = ("rectification_due", "rectification_submitted", "closed", "dismissed")
@@ -35,7 +35,7 @@ def _reset_page() -> None:
 
 def _filters(ctx: w.PageContext) -> dict:
     services = ctx.services
-    site_list = w.sites(ctx, Action.VIOLATION_REVIEW.value) if can(ctx.user, Action.VIOLATION_REVIEW) else w.sites(ctx)
+    site_list = w.sites(ctx, Action.VIOLATION_REVIEW.value)
     names = {s.id: s.name for s in site_list}
     cols = st.columns([3, 2, 2, 3, 3])
     site_id = cols[0].selectbox(t("common.site"), [None, *names], format_func=lambda s: w.site_label(s, names), key="rv_site", on_change=_reset_page)
@@ -157,7 +157,7 @@ def _card(ctx: w.PageContext, case: Violation, ids: list[int]) -> None:
                 st.text(review.reason)
         with st.expander(t("review.history")):
             for entry in detail.history:
-                st.caption(f"#{entry.seq} · {entry.ts[:19].replace('T', ' ')} UTC · {entry.action} · {entry.actor}")
+                st.caption(t("review.history_line", seq=entry.seq, time=entry.ts[:19].replace("T", " "), action=entry.action, actor=entry.actor))
 
 
 def _bulk(ctx: w.PageContext, items: list[Violation]) -> None:
@@ -194,7 +194,7 @@ def render() -> None:
     w.show_flash()
     filters = _filters(ctx)
     try:
-        page = list_violations(services.sessions, ctx.user, **filters, page=w.current_page("rv_page"), per_page=PER_PAGE)
+        page = queries.review_list(services.sessions, ctx.user, **filters, page=w.current_page("rv_page"), per_page=PER_PAGE)
     except WorkflowError as exc:
         w.show_error(exc)
         return
