@@ -70,7 +70,8 @@ def _lazy_evidence_reader(settings: Settings):  # type: ignore[no-untyped-def]
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True)
     if not verbose:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
@@ -179,6 +180,20 @@ def storage_serve(config: ConfigOption = None, port: Annotated[Optional[int], ty
                 pass
         except KeyboardInterrupt:
             pass
+
+
+@app.command()
+def dashboard(
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option(help="Port of the dashboard on the address below.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1 keeps it on this machine).")] = "127.0.0.1",
+) -> None:
+    """Open the Streamlit dashboard for inspectors, managers, auditors and registrars."""
+    from canteen_watch.dashboard.launch import run_dashboard
+
+    if config is not None:
+        settings_or_exit(config)  # fail here, with key paths, rather than inside the app
+    raise typer.Exit(run_dashboard(config.resolve() if config else None, port, address))
 
 
 @db_app.command("upgrade")

@@ -81,6 +81,7 @@ def run_demo(*, seconds: float, images: Path | None, video: Path | None, data_di
         _show_progress(service, seconds, console)
         console.print("stopping…")
     _print_summary(settings, started, console)
+    _print_logins(settings, console)
     return settings
 
 
@@ -108,6 +109,18 @@ def _show_progress(service: SnapshotService, seconds: float, console: Console) -
                     break
         except KeyboardInterrupt:
             console.print("interrupted; shutting down cleanly")
+
+
+def _print_logins(settings: Settings, console: Console) -> None:
+    """One user per role, so a newcomer can do each role's job in the dashboard."""
+    from canteen_watch.dashboard.seed import seed_demo_users
+
+    table = Table(title="dashboard logins (demo only)")
+    for column in ("user", "password", "role", "jurisdiction"):
+        table.add_column(column, no_wrap=True)
+    for username, password, role, scope in seed_demo_users(settings):
+        table.add_row(username, password, role, scope)
+    console.print(table)
 
 
 def _print_summary(settings: Settings, started: Any, console: Console) -> None:
