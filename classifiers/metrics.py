@@ -66,7 +66,8 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, min_precision: floa
     if len(uniq) == 1:
         return float(uniq[0])
     cands = np.concatenate([[uniq[0]], (uniq[1:] + uniq[:-1]) / 2])
-    best_t, best_f = 0.5, -1.0
+    best_f, best = -1.0, (0.0, 0.0)
+    plateau: list[float] = []  # thresholds giving the best F0.5 with the same confusion matrix
     reach = []
     for t in cands:
         pred = scores >= t
@@ -77,9 +78,20 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, min_precision: floa
         r = tp / (tp + fn) if tp + fn else 0.0
         f = 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
         if f > best_f:
-            best_f, best_t = f, float(t)
+            best_f, best, plateau = f, (tp, fp), [float(t)]
+        elif f == best_f and (tp, fp) == best:
+            plateau.append(float(t))
         if min_precision is not None and p >= min_precision and r > 0:
             reach.append((r, -t))
     if reach:
         return float(-max(reach)[1])
-    return best_t
+    # ties: the middle of the best plateau (in logit space), not its low edge, so that a saturated
+    # validation set does not push the threshold to the lowest score that still separates it
+    lo, hi = min(plateau), max(plateau)
+    if lo == hi:
+        return lo
+    eps = 1e-6
+    logit = lambda v: float(np.log(np.clip(v, eps, 1 - eps) / (1 - np.clip(v, eps, 1 - eps))))  # noqa: E731
+    if 0.0 < lo and hi < 1.0:
+        return float(1.0 / (1.0 + np.exp(-(logit(lo) + logit(hi)) / 2)))
+    return (lo + hi) / 2

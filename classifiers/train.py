@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from classifiers import data as D
-from classifiers.geometry import clip_box, mask_box_from_face, tile_boxes
+from classifiers.geometry import clip_box, hat_box_from_face, mask_box_from_face, tile_boxes
 from classifiers.metrics import binary_metrics, choose_threshold
 from classifiers.nets import CLASSES, INPUT_HW, TASKS, TaskNet, imagenet_tasknet, load_tasknet, roundtrip_fp16, save_tasknet, to_input
 
@@ -45,6 +45,7 @@ class Sample:
     label: int  # 1 = violation
     group: str
     source: str
+    framing: str = ""  # mask/hat: how the crop was framed ("detector", "raw", "dataset"); metrics are reported per framing
 
 
 @dataclass
@@ -80,7 +81,40 @@ def _limit(paths: list[Path], limit: int | None) -> list[Path]:
 
 
 # -- hat ----------------------------------------------------------------------------------------
-def hat_data(root: Path, limit: int | None = None, seed: int = 0) -> TaskData:
+#: ``heads/scenes`` (the source's validation split) with ``stable_hash(stem) % HAT_SCENE_HOLDOUT == 0``
+#: stay held out for evaluation; the others (and their dataset crops) are used for training.
+HAT_SCENE_HOLDOUT = 4
+
+
+def hat_scene_is_heldout(stem: str) -> bool:
+    return D.stable_hash(stem) % HAT_SCENE_HOLDOUT == 0
+
+
+def _scene_faces(paths: list[Path], cache: _ImageCache) -> dict[str, list[list[float]]]:
+    """CenterFace boxes per ``heads/scenes`` image with the runtime's settings (cached on disk)."""
+    store = D.cache_dir() / "hat_scene_faces.json"
+    known: dict[str, list[list[float]]] = json.loads(store.read_text()) if store.is_file() else {}
+    todo = [p for p in paths if p.name not in known]
+    if todo:
+        from classifiers.faces import CenterFaceDetector
+
+        det = CenterFaceDetector(max_side=1280, threshold=0.5, threads=2)  # = CanteenClassifier defaults
+        for p in tqdm(todo, desc="scene faces", leave=False):
+            known[p.name] = [[f.x1, f.y1, f.x2, f.y2] for f in det.detect(cache(p))]
+        store.write_text(json.dumps(known))
+    return {p.name: known.get(p.name, []) for p in paths}
+
+
+def _head_label(face: list[float], heads: list[tuple[int, float, float, float, float]]) -> int | None:
+    """YOLO class (0 bare, 1 helmet) of the smallest head box containing the face centre."""
+    cx, cy = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
+    inside = [(b[3] - b[1]) * (b[4] - b[2]) for b in heads if b[0] in (0, 1) and b[1] <= cx <= b[3] and b[2] <= cy <= b[4]]
+    if not inside:
+        return None
+    return [b for b in heads if b[0] in (0, 1) and b[1] <= cx <= b[3] and b[2] <= cy <= b[4]][int(np.argmin(inside))][0]
+
+
+def hat_data(root: Path, limit: int | None = None, seed: int = 0, scene_crops: bool = True) -> TaskData:
     """``heads/crops`` bare (violation) vs hard-hat (covered) + synthetic caps on bare heads.
 
     The source's own train/valid split keeps every scene's crops together; train scenes with a
@@ -91,6 +125,15 @@ def hat_data(root: Path, limit: int | None = None, seed: int = 0) -> TaskData:
     split = {s: {c: _limit(D.list_images(base / s / c), limit) for c in ("bare", "covered")} for s in ("train", "valid")}
     if not any(split["train"].values()):
         raise FileNotFoundError(f"{base}: no head crops found")
+    scene_dir = root / "heads" / "scenes"
+    scenes = _limit(D.list_images(scene_dir / "images"), limit) if scene_crops else []
+    train_scenes = {p.stem for p in scenes if not hat_scene_is_heldout(p.stem)}
+    moved = 0
+    for c in ("bare", "covered"):  # dataset crops of training scenes leave validation for training
+        mv = [p for p in split["valid"][c] if p.stem.rsplit("_", 1)[0] in train_scenes]
+        split["valid"][c] = [p for p in split["valid"][c] if p.stem.rsplit("_", 1)[0] not in train_scenes]
+        split["train"][c] = split["train"][c] + mv
+        moved += len(mv)
     val_hashes = np.array([D.dhash(cache(p)) for c in ("bare", "covered") for p in split["valid"][c]], np.uint64)
     dropped_scenes: set[str] = set()
     for c in ("bare", "covered"):
@@ -131,7 +174,52 @@ def hat_data(root: Path, limit: int | None = None, seed: int = 0) -> TaskData:
         synth = [p for i, p in enumerate(bare) if i % 2 == 0]
         out[s] += [Sample(synthetic(p, seed * 100003 + D.stable_hash(str(p)) % 100000), 0, p.stem.rsplit("_", 1)[0], f"synthetic/{s}/covered") for p in synth]
         counts[f"{s}/synthetic_covered"] = len(synth)
-    return TaskData("hat", out["train"], out["valid"], {"counts": counts, "dropped_train_scenes_near_duplicate_of_valid": len(dropped_scenes)})
+    for smp in out["train"] + out["valid"]:
+        smp.framing = "dataset"
+    info: dict[str, Any] = {"counts": counts, "dropped_train_scenes_near_duplicate_of_valid": len(dropped_scenes)}
+    if scenes:
+        faces = _scene_faces(scenes, cache)
+
+        def scene_crop(path: Path, face: list[float], sid: int, synth: bool) -> Render:
+            def render(rng: np.random.Generator | None) -> np.ndarray:
+                b = hat_box_from_face(*face)  # the runtime's head box
+                if rng is not None:
+                    b = D.jitter_box(b, rng, 0.06, 0.12)
+                crop = D.crop_box(cache(path), b)
+                if synth:
+                    crop = D.draw_head_covering(crop, rng if rng is not None else np.random.default_rng(sid))
+                return crop if rng is None else D.augment(crop, rng, aug)
+
+            return render
+
+        unmatched, n_bare = 0, 0
+        for p in scenes:
+            if p.stem in dropped_scenes:
+                continue
+            img = cache(p)
+            heads = D.read_yolo(scene_dir / "labels" / (p.stem + ".txt"), img.shape[1], img.shape[0])
+            side = "valid" if hat_scene_is_heldout(p.stem) else "train"
+            for k, face in enumerate(faces[p.name]):
+                cls = _head_label(face, heads)
+                if cls is None:
+                    unmatched += 1
+                    continue
+                label = 1 if cls == 0 else 0
+                out[side].append(Sample(scene_crop(p, face, 0, False), label, p.stem, f"scenes/{side}/detector", "detector"))
+                counts[f"{side}/detector_{'bare' if label else 'covered'}"] = counts.get(f"{side}/detector_{'bare' if label else 'covered'}", 0) + 1
+                if side == "train" and label == 1:
+                    n_bare += 1
+                    if n_bare % 2 == 0:
+                        out[side].append(Sample(scene_crop(p, face, seed * 100003 + D.stable_hash(f"{p}|{k}") % 100000, True), 0, p.stem, "synthetic/scenes/covered", "detector"))
+                        counts["train/detector_synthetic_covered"] = counts.get("train/detector_synthetic_covered", 0) + 1
+        info.update(
+            scenes_train=len(train_scenes),
+            scenes_heldout=len(scenes) - len(train_scenes),
+            valid_crops_of_train_scenes_moved_to_train=moved,
+            scene_faces_without_head_box=unmatched,
+            validation_set="heads/crops/valid of the held-out scenes and of scenes outside heads/scenes (dataset framing, + synthetic caps) + CenterFace head crops of held-out heads/scenes (detector framing)",
+        )
+    return TaskData("hat", out["train"], out["valid"], info)
 
 
 # -- mask ---------------------------------------------------------------------------------------
@@ -159,8 +247,34 @@ def _face_boxes(paths: list[Path], cache: _ImageCache) -> dict[str, list[float] 
     return {p.name: known.get(p.name) for p in paths}
 
 
+def _pad_loose(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A looser crop than the photo: random borders (replicated, mirrored or flat grey/black)."""
+    h, w = img.shape[:2]
+    t, b, l, r = (int(rng.uniform(0.0, 0.3) * s) for s in (h, h, w, w))
+    mode = int(rng.integers(0, 3))
+    if mode == 0:
+        return cv2.copyMakeBorder(img, t, b, l, r, cv2.BORDER_REPLICATE)
+    if mode == 1:
+        return cv2.copyMakeBorder(img, t, b, l, r, cv2.BORDER_REFLECT_101)
+    v = int(rng.choice([0, 128, 200, 255]))
+    return cv2.copyMakeBorder(img, t, b, l, r, cv2.BORDER_CONSTANT, value=(v, v, v))
+
+
+#: Mask framings: "detector" = the runtime's scene path (CenterFace box ×1.15, clipped, as in
+#: :meth:`classifiers.inference.CanteenClassifier.people`); "raw" = the photo itself, classified
+#: directly (``evaluate --crops``), trained with random tighter crops and looser paddings.
+MASK_FRAMINGS = ("detector", "raw")
+
+
 def mask_data(root: Path, limit: int | None = None, seed: int = 0, val_fraction: float = 0.2) -> TaskData:
-    """``mask/`` faces, re-framed by CenterFace (face box ×1.15, clipped), dHash-grouped split."""
+    """``mask/`` faces in two framings, dHash-grouped split.
+
+    Every image gives two samples: the detector-reframed face crop (CenterFace box ×1.15,
+    clipped; the whole image when no face is found — the runtime's fallback) and the raw photo
+    (training: random resized crops 50–100 % of the area and random paddings up to 30 % a side).
+    Validation holds both framings of every validation image, clean, so the threshold is chosen
+    on both and each framing's metrics can be reported separately.
+    """
     cache = _ImageCache()
     paths, labels = [], []
     for c, label in (("without_mask", 1), ("with_mask", 0)):
@@ -175,7 +289,7 @@ def mask_data(root: Path, limit: int | None = None, seed: int = 0, val_fraction:
     boxes = _face_boxes(paths, cache)
     aug = D.AugmentConfig()
 
-    def render_fn(path: Path) -> Render:
+    def detector_fn(path: Path) -> Render:
         def render(rng: np.random.Generator | None) -> np.ndarray:
             img = cache(path)
             h, w = img.shape[:2]
@@ -183,7 +297,7 @@ def mask_data(root: Path, limit: int | None = None, seed: int = 0, val_fraction:
             if box is not None:
                 b = mask_box_from_face(*box)
                 if rng is not None:
-                    b = D.jitter_box(b, rng, 0.06, 0.12)
+                    b = D.jitter_box(b, rng, 0.06, 0.15)
                 x1, y1, x2, y2 = clip_box(b, w, h)
                 if x2 - x1 >= 8 and y2 - y1 >= 8:
                     img = img[int(y1) : int(y2), int(x1) : int(x2)]
@@ -193,11 +307,31 @@ def mask_data(root: Path, limit: int | None = None, seed: int = 0, val_fraction:
 
         return render
 
-    samples = [Sample(render_fn(p), int(l), f"g{g}", f"mask/{CLASSES['mask'][1 - l]}") for p, l, g in zip(paths, labels_a, groups)]
-    train = [s for s, v in zip(samples, is_val) if not v]
-    val = [s for s, v in zip(samples, is_val) if v]
+    def raw_fn(path: Path) -> Render:
+        def render(rng: np.random.Generator | None) -> np.ndarray:
+            img = cache(path)
+            if rng is None:
+                return img
+            u = rng.random()
+            if u < 0.45:
+                img = D.random_resized_crop(img, rng, 0.5, (0.75, 1.33))
+            elif u < 0.8:
+                img = _pad_loose(img, rng)
+            return D.augment(img, rng, aug)
+
+        return render
+
+    samples: list[tuple[Sample, bool]] = []
+    for p, l, g, v in zip(paths, labels_a, groups, is_val):
+        src = f"mask/{CLASSES['mask'][1 - l]}"
+        samples.append((Sample(detector_fn(p), int(l), f"g{g}", src, "detector"), bool(v)))
+        samples.append((Sample(raw_fn(p), int(l), f"g{g}", src, "raw"), bool(v)))
+    train = [s for s, v in samples if not v]
+    val = [s for s, v in samples if v]
     info = {
         "counts": {"train/without_mask": int(((~is_val) & (labels_a == 1)).sum()), "train/with_mask": int(((~is_val) & (labels_a == 0)).sum()), "valid/without_mask": int((is_val & (labels_a == 1)).sum()), "valid/with_mask": int((is_val & (labels_a == 0)).sum())},
+        "framings": "each image twice: detector-reframed face crop + raw photo (train: random crops/paddings)",
+        "validation_set": "validation images in both framings: detector-reframed face crop and raw photo (clean)",
         "groups": int(len(np.unique(groups))),
         "no_face_found": int(sum(1 for v in boxes.values() if v is None)),
     }
@@ -282,7 +416,7 @@ def _rat_cutouts(root: Path, split: str, cache: _ImageCache) -> list[np.ndarray]
     return cutouts
 
 
-def pest_data(root: Path, limit: int | None = None, seed: int = 0, n_train: int = 3200, n_val: int = 1600, n_frames: int = 160) -> TaskData:
+def pest_data(root: Path, limit: int | None = None, seed: int = 0, n_train: int = 5600, n_val: int = 1600, n_frames: int = 160) -> TaskData:
     """Tiles: kitchen/storage/people backgrounds with and without pasted pests, real rat photos.
 
     Groups: kitchens split by dHash group; sprites by file (every 4th held out); rat photos by the
@@ -317,7 +451,7 @@ def pest_data(root: Path, limit: int | None = None, seed: int = 0, n_train: int 
     cutouts = {s: _rat_cutouts(root, s, cache) for s in ("train", "valid")}
     rat_photos = {s: [(p, D.read_yolo(root / "pests" / "rat_detector" / "labels" / s / (p.stem + ".txt"), *cache(p).shape[1::-1])) for p in D.list_images(root / "pests" / "rat_detector" / "images" / s)] for s in ("train", "valid")}
     rat_photos = {s: [(p, b) for p, b in v if b] for s, v in rat_photos.items()}
-    aug = D.AugmentConfig(infrared=0.15, grey=0.2)
+    aug = D.AugmentConfig(infrared=0.2, grey=0.2, blur=0.35, lowres=0.35)
 
     def pick_pest(split: str, rng: np.random.Generator) -> np.ndarray:
         pool_cut, pool_sp = cutouts[split], sprites[split]
@@ -338,10 +472,10 @@ def pest_data(root: Path, limit: int | None = None, seed: int = 0, n_train: int 
     def synth_tile(split: str, sid: int, positive: bool) -> Render:
         def render(rng: np.random.Generator | None) -> np.ndarray:
             r = np.random.default_rng(sid) if rng is None else rng
-            tile = background_crop(split, r, negative_pool=(not positive and r.random() < 0.35))
+            tile = background_crop(split, r, negative_pool=r.random() < (0.2 if positive else 0.35))  # pests on every background kind: no background shortcut
             if positive:
                 side = min(tile.shape[:2])
-                size = side * r.uniform(0.12, 0.6)
+                size = side * float(np.exp(r.uniform(np.log(0.09), np.log(0.6))))  # log-uniform: more small pests
                 cx = r.uniform(size / 2, tile.shape[1] - size / 2)
                 cy = r.uniform(size / 2, tile.shape[0] - size / 2)
                 tile, _ = D.paste_sprite(tile, pick_pest(split, r), (cx, cy), size, r)
@@ -372,9 +506,9 @@ def pest_data(root: Path, limit: int | None = None, seed: int = 0, n_train: int 
         for i in range(n):
             sid = seed * 1_000_003 + base + i
             kind = i % 10
-            if kind < 3:
+            if kind < 4:
                 out.append(Sample(synth_tile(split, sid, True), 1, f"{split}-synth", "synthetic pest tile"))
-            elif kind < 5 and rat_photos[split]:
+            elif kind < 6 and rat_photos[split]:
                 out.append(Sample(rat_photo(split, sid), 1, f"{split}-ratphoto", "rat_detector photo"))
             else:
                 out.append(Sample(synth_tile(split, sid, False), 0, f"{split}-bg", "background tile"))
@@ -520,7 +654,10 @@ def score_frames(net: TaskNet, frames: list[tuple[Render, int]], desc: str = "pe
 # -- the whole task -------------------------------------------------------------------------------
 #: Defaults = what the shipped models were trained with (sized for 2 CPU cores: minutes per task).
 VIEWS = {"hat": 1, "mask": 2, "storage": 12, "pest": 1}
-EPOCHS = {"hat": 1, "mask": 1, "storage": 6, "pest": 1}
+EPOCHS = {"hat": 1, "mask": 2, "storage": 6, "pest": 2}
+#: Threshold rule per task: the lowest threshold reaching this validation precision (most recall
+#: at that precision); tasks not listed use the F0.5-maximising threshold.
+MIN_PRECISION: dict[str, float] = {"pest": 0.95}
 
 
 def train_task(task: str, *, data_root: Path | None = None, models_dir: Path | None = None, seed: int = 0, epochs: int | None = None, views: int | None = None, limit: int | None = None, finetune: bool = True, promote: bool = True, tolerance: float = 0.0, register: bool = True, out_file: Path | None = None) -> dict[str, Any]:
@@ -562,22 +699,26 @@ def train_task(task: str, *, data_root: Path | None = None, models_dir: Path | N
         eval_set = "frame-level (whole frame + tiles), synthetic 1080p kitchen frames + rat photos + negatives"
     else:
         val_scores, val_labels = _scores(net, mid_va), y_va.numpy()
-        eval_set = "validation crops"
-    threshold = choose_threshold(val_labels, val_scores)
+        eval_set = str(td.info.get("validation_set", "validation crops"))
+    threshold = choose_threshold(val_labels, val_scores, MIN_PRECISION.get(task))
     metrics = binary_metrics(val_labels, val_scores, threshold)
     if task == "pest":
         tile_scores = _scores(net, mid_va)
         metrics["tile_level"] = binary_metrics(y_va.numpy(), tile_scores, threshold)
+    framing = np.array([s.framing for s in td.val]) if task != "pest" else np.array([])
+    by_framing = {f: binary_metrics(val_labels[framing == f], val_scores[framing == f], threshold) for f in sorted(set(framing.tolist()) - {""})} if len(framing) else {}
     summary: dict[str, Any] = {
         "task": task,
         "variant": variant,
         "metrics": metrics,
+        "metrics_by_framing": by_framing,
         "frozen_head_metrics": frozen,
         "finetune_history": history,
         "validation_set": eval_set,
         "data": td.info,
         "seed": seed,
         "views": v,
+        "epochs": epochs or EPOCHS[task],
         "input_hw": list(hw),
         "feature_seconds": round(t_feat, 1),
         "train_seconds": round(time.time() - t0, 1),
@@ -590,17 +731,29 @@ def train_task(task: str, *, data_root: Path | None = None, models_dir: Path | N
         summary["file"] = str(out_file)
         return summary
     reg = Registry(models_dir)
-    version = reg.register(out_file, task, metrics, {"variant": variant, "data": td.info, "seed": seed, "input_hw": list(hw), "frozen_head_metrics": frozen, "validation_set": eval_set, "train_seconds": summary["train_seconds"]})
-    summary["version"] = version
+    # re-score the active model on this very validation set (same frames / crops / framings) for a fair gate
     active = reg.active(task)
-    active_metrics = None
+    active_metrics, active_by_framing = None, {}
     if active is not None:
         active_net, payload = load_tasknet(reg.verified_path(active["version"]))
         if task == "pest":
             a_scores, a_labels = score_frames(active_net, td.frames_val, desc="active pest frames")
         else:
             a_scores, a_labels = _scores_full(active_net, td.val, hw), y_va.numpy()
-        active_metrics = binary_metrics(a_labels, a_scores, float(payload["threshold"]))
+        a_thr = float(payload["threshold"])
+        active_metrics = binary_metrics(a_labels, a_scores, a_thr)
+        if by_framing:
+            active_by_framing = {f: binary_metrics(a_labels[framing == f], a_scores[framing == f], a_thr) for f in by_framing}
+        summary["active_version"] = active["version"]
+        summary["active_metrics"] = active_metrics
+        summary["active_metrics_by_framing"] = active_by_framing
+    info = {"variant": variant, "data": td.info, "seed": seed, "views": v, "epochs": summary["epochs"], "input_hw": list(hw), "frozen_head_metrics": frozen, "validation_set": eval_set, "train_seconds": summary["train_seconds"]}
+    if by_framing:
+        info["metrics_by_framing"] = by_framing
+    if active is not None:
+        info["gate_reference"] = {"version": active["version"], "metrics": active_metrics, **({"metrics_by_framing": active_by_framing} if active_by_framing else {})}
+    version = reg.register(out_file, task, metrics, info)
+    summary["version"] = version
     if promote:
         summary["promotion"] = reg.promote(version, metrics, active_metrics, tolerance)
     return summary

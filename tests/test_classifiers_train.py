@@ -91,3 +91,38 @@ def test_full_training_all_tasks(tmp_path):
     results = train("all", models_dir=tmp_path / "models", seed=0)
     for r in results:
         assert r["metrics"]["auroc"] >= 0.9, r
+
+
+@needs_data
+def test_mask_data_has_both_framings(tmp_path, monkeypatch):
+    """Every mask image is a detector-reframed sample and a raw-photo sample, on the same side of the split."""
+    from classifiers.train import mask_data
+
+    monkeypatch.setenv("CANTEEN_WATCH_CACHE", str(tmp_path / "cache"))
+    td = mask_data(ROOT, limit=5, seed=0)
+    for part in (td.train, td.val):
+        assert {s.framing for s in part} == {"detector", "raw"}
+        assert sum(s.framing == "raw" for s in part) == sum(s.framing == "detector" for s in part)
+    assert not {s.group for s in td.train} & {s.group for s in td.val}
+    raw = next(s for s in td.train if s.framing == "raw")
+    a, b = raw.render(np.random.default_rng([0, 1])), raw.render(np.random.default_rng([0, 1]))
+    assert np.array_equal(a, b)  # deterministic for a seed
+    det = [s for s in td.val if s.framing == "detector"]
+    raws = [s for s in td.val if s.framing == "raw"]
+    # the clean detector crop is never larger than the raw photo it comes from
+    for d, r in zip(det, raws):
+        assert d.render(None).shape[0] <= r.render(None).shape[0]
+
+
+@needs_data
+def test_hat_data_scene_split_keeps_heldout_scenes_out_of_training(tmp_path, monkeypatch):
+    from classifiers.train import _limit, hat_data, hat_scene_is_heldout
+
+    monkeypatch.setenv("CANTEEN_WATCH_CACHE", str(tmp_path / "cache"))
+    td = hat_data(ROOT, limit=24, seed=0)
+    scenes = {p.stem for p in _limit(D.list_images(ROOT / "heads/scenes/images"), 24)}  # the scenes hat_data used
+    train_groups = {s.group for s in td.train}
+    assert not any(hat_scene_is_heldout(g) for g in train_groups & scenes)
+    assert not any(g in scenes and not hat_scene_is_heldout(g) for g in {s.group for s in td.val})
+    assert {s.framing for s in td.train} <= {"dataset", "detector"}
+    assert any(s.framing == "detector" for s in td.train)
