@@ -81,7 +81,11 @@ def test_a_worse_candidate_needs_a_forced_promotion_with_a_reason(dash: DashEnv,
 
 
 def test_auditors_read_only_and_the_service_refuses_them(dash: DashEnv, models_dir: Path) -> None:
-    from classifiers.registry import Registry
+    from classifiers.registry import Registry, models_dir_default
+
+    from canteen_watch.dashboard.pages.models import models_root
+
+    assert models_root() == models_dir_default() == models_dir, "the page finds the registry's folder without loading PyTorch"
 
     at = dash.app("auditor").run().switch_page(page("models")).run()
     assert t("models.read_only", "en") in [i.value for i in at.info]

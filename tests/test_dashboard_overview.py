@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from zoneinfo import ZoneInfo
 
 from canteen_watch.core import utcnow
 from canteen_watch.dashboard import queries
@@ -12,6 +13,8 @@ from canteen_watch.i18n import t
 from canteen_watch.workflows.errors import PermissionDenied
 from canteen_watch.workflows.violations import review_violation
 from tests.test_dashboard_support import DashEnv, all_text, dash, dash_db, page  # noqa: F401
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _seed(env: DashEnv) -> dict:
@@ -41,10 +44,10 @@ def test_aggregates_on_both_databases(dash_db: DashEnv) -> None:
     assert (counts.snapshots_today, counts.failed_today) == (4, 1)
     mine = queries.overview_counts(env.sessions, inspector, day_start=day_start)
     assert (mine.cameras, mine.cameras_offline, mine.snapshots_today) == (2, 1, 3), "Central only"
-    trend = queries.violation_trend(env.sessions, admin, since=day_start, zone_name="Asia/Shanghai", offset_minutes=480)
+    trend = queries.violation_trend(env.sessions, admin, since=day_start, zone=SHANGHAI)
     assert sum(n for _d, _tier, n in trend) == 4 and {tier for _d, tier, _n in trend} == {1, 2, 3}
     assert all(len(day) == 10 and day[4] == "-" for day, _t, _n in trend)
-    snaps = queries.snapshot_trend(env.sessions, inspector, since=day_start, zone_name="Asia/Shanghai", offset_minutes=480)
+    snaps = queries.snapshot_trend(env.sessions, inspector, since=day_start, zone=SHANGHAI)
     assert (sum(ok for _d, ok, _b in snaps), sum(bad for _d, _o, bad in snaps)) == (3, 1)
     gaps = queries.coverage_gaps(env.sessions, admin, stale_before=now - timedelta(hours=2))
     assert [(g.site_id, g.cameras, g.offline, g.stale) for g in gaps] == [("s-b", 1, 1, 1)]
@@ -52,7 +55,7 @@ def test_aggregates_on_both_databases(dash_db: DashEnv) -> None:
     assert [(c.camera_id, c.quality_alert, c.stored) for c in cams.items] == [("cam-c", "blurred,dark", 1)]
     offline = queries.camera_summaries(env.sessions, inspector, since=now - timedelta(days=3), status="offline")
     assert [(c.camera_id, c.stored, c.failed, c.success_rate) for c in offline.items] == [("cam-b", 1, 1, 0.5)]
-    days = queries.camera_quality_days(env.sessions, admin, "cam-b", since=day_start, zone_name="Asia/Shanghai", offset_minutes=480)
+    days = queries.camera_quality_days(env.sessions, admin, "cam-b", since=day_start, zone=SHANGHAI)
     assert sum(row[2] for row in days) == 1
     found = queries.ledger_search(env.sessions, env.user("auditor"), site_id="s-a")
     assert {row.subject for row in found.items} == {f"violation:{cases['a_pest'].id}", f"violation:{cases['a_hat'].id}"}

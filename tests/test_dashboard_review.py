@@ -93,3 +93,18 @@ def test_a_case_without_its_image_still_shows_the_boxes(dash: DashEnv) -> None:
     at = dash.app("manager").run()
     assert t("review.image_unavailable", "en") in [w.value for w in at.warning]
     assert at.image and at.button(key="rv_confirm")
+
+
+def test_pages_of_the_queue(dash: DashEnv) -> None:
+    from tests.test_dashboard_support import open_cases_quickly
+
+    ids = open_cases_quickly(dash, 23)
+    at = dash.app("manager").run()
+    assert at.caption and any(c.value == t("common.page_of", "en", page=1, pages=2, count=23) for c in at.caption)
+    assert len(at.dataframe[-1].value) == 20
+    at.get("pagination")[0].set_value(2)
+    at.run()
+    assert not at.exception
+    assert sorted(at.dataframe[-1].value["Case"]) == sorted(ids[20:]), "oldest deadlines first"
+    assert at.session_state["rv_current"] == ids[20], "the first case of the new page is under review"
+    assert not at.warning

@@ -179,6 +179,24 @@ class DashEnv:
         return at
 
 
+def open_cases_quickly(env: DashEnv, count: int, label: str = "no_hat", camera_id: str = "cam-a") -> list[int]:
+    """``count`` open cases of one label on one camera, each two hours apart (no S3 upload), in one transaction."""
+    base = utcnow() - timedelta(hours=2 * count + 1)
+    site_id = next(c["site"] for c in CAMERAS if c["id"] == camera_id)
+    ids = []
+    with write_transaction(env.sessions) as session:
+        for i in range(count):
+            at = base + timedelta(hours=2 * i)
+            row = SnapshotRow(camera_id=camera_id, site_id=site_id, slot_time=at, status="stored", claimed_at=at, captured_at=at, attempts=1,
+                              bucket=env.store.bucket, key=f"{site_id}/{camera_id}/{i}.jpg", sha256="0" * 64, width=320, height=240)
+            session.add(row)
+            session.flush()
+            session.add(DetectionRow(snapshot_id=row.id, label=label, score=0.8, x1=1.0, y1=1.0, x2=20.0, y2=20.0, model_version="t", extra={}))
+            session.flush()
+            ids += [v.id for v in fold_detections(session, env.sink, row.id, now=at, config=env.services.workflows)]
+    return ids
+
+
 def write_config(folder: Path, s3_endpoint: str, db_url: str, **extra: Any) -> Path:
     """A canteen-watch TOML for the test deployment (what the demo writes to ``demo.toml``)."""
     data = {
@@ -261,4 +279,4 @@ def page(name: str) -> str:
 
 
 UTC = timezone.utc
-__all__ = ["APP", "CAMERAS", "DashEnv", "PASSWORD", "SITES", "USERS", "UTC", "all_text", "dash", "dash_db", "jpeg", "make_dash", "page", "texts", "write_config"]
+__all__ = ["APP", "CAMERAS", "DashEnv", "PASSWORD", "SITES", "USERS", "UTC", "all_text", "dash", "dash_db", "jpeg", "make_dash", "open_cases_quickly", "page", "texts", "write_config"]

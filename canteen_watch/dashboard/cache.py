@@ -7,7 +7,9 @@ queue must show the next case at once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import streamlit as st
@@ -18,9 +20,28 @@ from canteen_watch.dashboard.services import Services
 from canteen_watch.dashboard.widgets import TTL_SECONDS
 
 
+@dataclass(frozen=True)
+class Overview:
+    """Everything the overview's headline and trend charts show."""
+
+    counts: queries.OverviewCounts
+    stats: list[Any]
+    case_trend: list[tuple[str, int, int]]
+    snapshot_trend: list[tuple[str, int, int]]
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
-def overview_counts(_services: Services, services_key: str, _user: User, ukey: tuple, day_start: datetime) -> queries.OverviewCounts:
-    return queries.overview_counts(_services.sessions, _user, day_start=day_start)
+def overview(_services: Services, services_key: str, _user: User, ukey: tuple, day_start: datetime, case_days: int, snapshot_days: int) -> Overview:
+    """The overview's four aggregates, run side by side (each on its own pooled connection)."""
+    from canteen_watch.workflows.violations import violation_stats as stats
+
+    sessions, zone = _services.sessions, _services.zone
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="cw-overview") as pool:
+        counts = pool.submit(queries.overview_counts, sessions, _user, day_start=day_start)
+        by_district = pool.submit(stats, sessions, _user, group_by="district")
+        cases = pool.submit(queries.violation_trend, sessions, _user, since=day_start - timedelta(days=case_days - 1), zone=zone)
+        snapshots = pool.submit(queries.snapshot_trend, sessions, _user, since=day_start - timedelta(days=snapshot_days - 1), zone=zone)
+        return Overview(counts=counts.result(), stats=by_district.result(), case_trend=cases.result(), snapshot_trend=snapshots.result())
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
@@ -28,16 +49,6 @@ def violation_stats(_services: Services, services_key: str, _user: User, ukey: t
     from canteen_watch.workflows.violations import violation_stats as stats
 
     return stats(_services.sessions, _user, group_by=group_by, district=district)
-
-
-@st.cache_data(ttl=TTL_SECONDS * 5, show_spinner=False, max_entries=64)
-def violation_trend(_services: Services, services_key: str, _user: User, ukey: tuple, since: datetime, zone: str, offset: int) -> list[tuple[str, int, int]]:
-    return queries.violation_trend(_services.sessions, _user, since=since, zone_name=zone, offset_minutes=offset)
-
-
-@st.cache_data(ttl=TTL_SECONDS * 5, show_spinner=False, max_entries=64)
-def snapshot_trend(_services: Services, services_key: str, _user: User, ukey: tuple, since: datetime, zone: str, offset: int) -> list[tuple[str, int, int]]:
-    return queries.snapshot_trend(_services.sessions, _user, since=since, zone_name=zone, offset_minutes=offset)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=64)
@@ -62,6 +73,12 @@ def model_index(root: str, stamp: float) -> dict[str, Any]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _model_index(root: str, stamp: float) -> dict[str, Any]:
-    from classifiers.registry import Registry
+    """``index.json`` of a models folder, with the registry's defaults for missing parts."""
+    import json
+    from pathlib import Path
 
-    return Registry(root).index()
+    path = Path(root) / "index.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"schema": 1}
+    for key, empty in (("active", {}), ("models", {}), ("promotions", [])):
+        data.setdefault(key, empty)
+    return data

@@ -18,14 +18,14 @@ import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from canteen_watch.auth import ALL, POLICY, Action, Role, SiteRef, User, authorize, refresh_actor, scope_filter, site_ref
+from canteen_watch.auth import ALL, POLICY, Action, Role, User, authorize, refresh_actor, scope_filter, site_ref
 from canteen_watch.core import as_utc, utcnow
 from canteen_watch.db.base import write_transaction
 from canteen_watch.db.models import CameraEventRow, CameraHealthRow, CameraRow, DetectionRow, SiteRow, SnapshotRow
@@ -62,15 +62,33 @@ def _require_citywide(acting: User, action: Action) -> None:
         raise PermissionDenied("the ledger covers the whole city: only auditors, administrators and city-wide users may read it", role=acting.role.value, action=action.value)
 
 
-def day_bucket(column: Any, dialect: str, zone_name: str, offset_minutes: int) -> Any:
-    """SQL expression: the calendar day (``YYYY-MM-DD``) of a UTC timestamp column in the display zone.
+def hour_bucket(column: Any, dialect: str) -> Any:
+    """SQL expression: the UTC hour of a timestamp column as ``YYYY-MM-DD HH`` text.
 
-    PostgreSQL converts with the zone itself; SQLite (naive UTC text) shifts by the zone's
-    current offset, which is exact for zones without daylight saving such as Asia/Shanghai.
+    Cheap on both databases (SQLite keeps naive UTC text, so it is a prefix); :func:`local_days`
+    then folds the hours into calendar days of the display zone in Python, exactly for any zone
+    whose offset is whole hours.
     """
     if dialect == "postgresql":
-        return func.to_char(func.timezone(zone_name, column), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", column, f"{offset_minutes:+d} minutes")
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
+    return func.substr(column, 1, 13)
+
+
+def local_day(hour_text: str, zone: tzinfo) -> str:
+    """``YYYY-MM-DD`` in ``zone`` of a ``YYYY-MM-DD HH`` UTC hour."""
+    moment = datetime.strptime(str(hour_text)[:13], "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+    return moment.astimezone(zone).strftime("%Y-%m-%d")
+
+
+def _reaches_all(acting: User, action: Action) -> bool:
+    return POLICY.get(acting.role, {}).get(action) == ALL or acting.citywide
+
+
+def _scoped(query: Any, acting: User, action: Action, site_column: Any) -> Any:
+    """``query`` limited to the user's jurisdiction (no join at all for city-wide users)."""
+    if _reaches_all(acting, action):
+        return query
+    return query.join(SiteRow, SiteRow.id == site_column).where(scope_filter(acting, action, site_column, SiteRow.district))
 
 
 def _dialect(session: Session) -> str:
@@ -168,63 +186,73 @@ def overview_counts(sessions: sessionmaker[Session], actor: User, *, day_start: 
             .outerjoin(CameraHealthRow, CameraHealthRow.camera_id == CameraRow.id)
             .where(_camera_scope(acting))
         ).one()
-        snaps = session.execute(
-            select(
-                func.coalesce(func.sum(case((SnapshotRow.status.in_(SNAPSHOT_OK), 1), else_=0)), 0),
-                func.coalesce(func.sum(case((SnapshotRow.status == "failed", 1), else_=0)), 0),
-            )
-            .select_from(SnapshotRow)
-            .join(SiteRow, SiteRow.id == SnapshotRow.site_id)
-            .where(scope_filter(acting, Action.VIOLATION_READ, SnapshotRow.site_id, SiteRow.district))
-            .where(SnapshotRow.slot_time >= as_utc(day_start))
-        ).one()
+        # all slots from the (site, slot) index, minus the failed and pending ones from the status
+        # index: neither count reads the snapshot rows themselves
+        since = as_utc(day_start)
+        slots = session.scalar(_scoped(select(func.count()).select_from(SnapshotRow), acting, Action.VIOLATION_READ, SnapshotRow.site_id).where(SnapshotRow.slot_time >= since)) or 0
+        not_ok = dict(
+            session.execute(
+                _scoped(select(SnapshotRow.status, func.count()).select_from(SnapshotRow), acting, Action.VIOLATION_READ, SnapshotRow.site_id)
+                .where(SnapshotRow.status.in_(("failed", "pending")), SnapshotRow.slot_time >= since)
+                .group_by(SnapshotRow.status)
+            ).all()
+        )
         total, on, off, qual = (int(v or 0) for v in cams)
+        failed = int(not_ok.get("failed", 0))
         return OverviewCounts(
             cameras=total, cameras_enabled=on, cameras_online=on - off, cameras_offline=off, cameras_quality=qual,
-            snapshots_today=int(snaps[0] or 0), failed_today=int(snaps[1] or 0),
+            snapshots_today=int(slots) - failed - int(not_ok.get("pending", 0)), failed_today=failed,
         )
 
 
-def violation_trend(
-    sessions: sessionmaker[Session], actor: User, *, since: datetime, zone_name: str, offset_minutes: int
-) -> list[tuple[str, int, int]]:
-    """``(day, tier, cases opened)`` per day in the display zone since ``since`` (grouped in SQL)."""
+def violation_trend(sessions: sessionmaker[Session], actor: User, *, since: datetime, zone: tzinfo) -> list[tuple[str, int, int]]:
+    """``(day, tier, cases first seen)`` per calendar day of ``zone`` since ``since`` (hours grouped in SQL)."""
     with sessions() as session:
         acting = refresh_actor(session, actor)
         authorize(acting, Action.VIOLATION_READ)
-        day = day_bucket(ViolationRow.first_seen_at, _dialect(session), zone_name, offset_minutes).label("day")
+        hour = hour_bucket(ViolationRow.first_seen_at, _dialect(session)).label("hour")
         rows = session.execute(
-            select(day, ViolationRow.tier, func.count())
-            .join(SiteRow, SiteRow.id == ViolationRow.site_id)
-            .where(scope_filter(acting, Action.VIOLATION_READ, ViolationRow.site_id, SiteRow.district))
+            _scoped(select(hour, ViolationRow.tier, func.count()).select_from(ViolationRow), acting, Action.VIOLATION_READ, ViolationRow.site_id)
             .where(ViolationRow.first_seen_at >= as_utc(since))
-            .group_by(day, ViolationRow.tier)
-            .order_by(day, ViolationRow.tier)
+            .group_by(hour, ViolationRow.tier)
         ).all()
-        return [(str(d), int(tier), int(n)) for d, tier, n in rows]
+    days: dict[tuple[str, int], int] = {}
+    for hour_text, tier, n in rows:
+        key = (local_day(hour_text, zone), int(tier))
+        days[key] = days.get(key, 0) + int(n)
+    return [(day, tier, n) for (day, tier), n in sorted(days.items())]
 
 
-def snapshot_trend(
-    sessions: sessionmaker[Session], actor: User, *, since: datetime, zone_name: str, offset_minutes: int
-) -> list[tuple[str, int, int]]:
-    """``(day, stored or spooled, failed)`` snapshots per day in the display zone since ``since``."""
+def snapshot_trend(sessions: sessionmaker[Session], actor: User, *, since: datetime, zone: tzinfo) -> list[tuple[str, int, int]]:
+    """``(day, stored or spooled, failed)`` snapshots per calendar day of ``zone`` since ``since``.
+
+    Two index-only aggregates: every slot per hour from the (site, slot) index, and the failed
+    and pending slots per hour from the status index.
+    """
     with sessions() as session:
         acting = refresh_actor(session, actor)
         authorize(acting, Action.VIOLATION_READ)
-        day = day_bucket(SnapshotRow.slot_time, _dialect(session), zone_name, offset_minutes).label("day")
-        rows = session.execute(
-            select(
-                day,
-                func.sum(case((SnapshotRow.status.in_(SNAPSHOT_OK), 1), else_=0)),
-                func.sum(case((SnapshotRow.status == "failed", 1), else_=0)),
-            )
-            .join(SiteRow, SiteRow.id == SnapshotRow.site_id)
-            .where(scope_filter(acting, Action.VIOLATION_READ, SnapshotRow.site_id, SiteRow.district))
-            .where(SnapshotRow.slot_time >= as_utc(since))
-            .group_by(day)
-            .order_by(day)
+        since = as_utc(since)
+        hour = hour_bucket(SnapshotRow.slot_time, _dialect(session)).label("hour")
+        slots = session.execute(
+            _scoped(select(hour, func.count()).select_from(SnapshotRow), acting, Action.VIOLATION_READ, SnapshotRow.site_id)
+            .where(SnapshotRow.slot_time >= since)
+            .group_by(hour)
         ).all()
-        return [(str(d), int(ok or 0), int(bad or 0)) for d, ok, bad in rows]
+        others = session.execute(
+            _scoped(select(hour, SnapshotRow.status, func.count()).select_from(SnapshotRow), acting, Action.VIOLATION_READ, SnapshotRow.site_id)
+            .where(SnapshotRow.status.in_(("failed", "pending")), SnapshotRow.slot_time >= since)
+            .group_by(hour, SnapshotRow.status)
+        ).all()
+    days: dict[str, list[int]] = {}
+    for hour_text, n in slots:
+        days.setdefault(local_day(hour_text, zone), [0, 0])[0] += int(n)
+    for hour_text, status, n in others:
+        entry = days.setdefault(local_day(hour_text, zone), [0, 0])
+        entry[0] -= int(n)
+        if status == "failed":
+            entry[1] += int(n)
+    return [(day, ok, bad) for day, (ok, bad) in sorted(days.items())]
 
 
 @dataclass(frozen=True)
@@ -409,38 +437,19 @@ def camera_events(sessions: sessionmaker[Session], actor: User, camera_id: str, 
         return [CameraEvent(camera_id=r.camera_id, kind=r.kind, at=as_utc(r.at), detail=r.detail) for r in rows]
 
 
-def camera_event_days(
-    sessions: sessionmaker[Session], actor: User, camera_id: str, *, since: datetime, zone_name: str, offset_minutes: int
-) -> list[tuple[str, str, int]]:
-    """``(day, kind, events)`` of one camera since ``since`` (for the history chart)."""
+def camera_quality_days(sessions: sessionmaker[Session], actor: User, camera_id: str, *, since: datetime, zone: tzinfo) -> list[tuple[str, int, int, int, int, int]]:
+    """``(day, good, failed, blurred, dark, blocked)`` snapshots of one camera per calendar day of ``zone``."""
     with sessions() as session:
         acting = refresh_actor(session, actor)
         _camera_site(session, acting, camera_id)
-        day = day_bucket(CameraEventRow.at, _dialect(session), zone_name, offset_minutes).label("day")
-        rows = session.execute(
-            select(day, CameraEventRow.kind, func.count())
-            .where(CameraEventRow.camera_id == camera_id, CameraEventRow.at >= as_utc(since))
-            .group_by(day, CameraEventRow.kind)
-            .order_by(day)
-        ).all()
-        return [(str(d), str(kind), int(n)) for d, kind, n in rows]
-
-
-def camera_quality_days(
-    sessions: sessionmaker[Session], actor: User, camera_id: str, *, since: datetime, zone_name: str, offset_minutes: int
-) -> list[tuple[str, int, int, int, int, int]]:
-    """``(day, good, failed, blurred, dark, blocked)`` snapshots of one camera per day since ``since``."""
-    with sessions() as session:
-        acting = refresh_actor(session, actor)
-        _camera_site(session, acting, camera_id)
-        day = day_bucket(SnapshotRow.slot_time, _dialect(session), zone_name, offset_minutes).label("day")
+        hour = hour_bucket(SnapshotRow.slot_time, _dialect(session)).label("hour")
 
         def count_if(condition):  # type: ignore[no-untyped-def]
             return func.sum(case((condition, 1), else_=0))
 
         rows = session.execute(
             select(
-                day,
+                hour,
                 count_if(SnapshotRow.status.in_(SNAPSHOT_OK)),
                 count_if(SnapshotRow.status == "failed"),
                 count_if(SnapshotRow.blurred.is_(True)),
@@ -448,10 +457,14 @@ def camera_quality_days(
                 count_if(SnapshotRow.blocked.is_(True)),
             )
             .where(SnapshotRow.camera_id == camera_id, SnapshotRow.slot_time >= as_utc(since))
-            .group_by(day)
-            .order_by(day)
+            .group_by(hour)
         ).all()
-        return [(str(d), *(int(v or 0) for v in rest)) for d, *rest in rows]  # type: ignore[misc]
+    days: dict[str, list[int]] = {}
+    for hour_text, *counts in rows:
+        entry = days.setdefault(local_day(hour_text, zone), [0, 0, 0, 0, 0])
+        for i, value in enumerate(counts):
+            entry[i] += int(value or 0)
+    return [(day, *values) for day, values in sorted(days.items())]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -739,8 +752,9 @@ class EntryProof:
 
 def entry_with_proof(sessions: sessionmaker[Session], actor: User, ledger: Any, seq: int) -> EntryProof:
     """Entry ``seq`` and its inclusion proof: against the latest signed checkpoint when it covers the
-    entry, else against the current tree (then ``signed`` is False). The proof is verified here;
-    a proof that does not verify raises (the ledger then needs ``verify``).
+    entry (its signature checked with the ledger's public key), else against the current tree
+    (then ``signed`` is False). The proof is verified here; a proof that does not verify raises
+    (the ledger then needs ``verify``).
     """
     from canteen_watch.ledger.store import LedgerError
 
@@ -752,7 +766,7 @@ def entry_with_proof(sessions: sessionmaker[Session], actor: User, ledger: Any, 
         row = session.execute(select(entries_table).where(entries_table.c.seq == seq)).first()
         if row is None:
             raise NotFoundError(f"no ledger entry {seq}")
-        checkpoint = ledger.latest_checkpoint(session)
+        checkpoint = ledger.latest_checkpoint(session) if getattr(ledger, "verifier", None) is not None else None
         signed = checkpoint is not None and checkpoint.size > seq
         size = checkpoint.size if signed else ledger.size(session)
         try:
@@ -918,7 +932,7 @@ def promote_model(
 
 __all__ = [
     "CameraEvent", "CameraSummary", "CoverageGap", "DetectionBox", "EntryProof", "LedgerRow", "OverviewCounts", "SiteInfo", "SnapshotRef", "SnapshotView",
-    "camera_event_days", "camera_events", "camera_quality_days", "camera_summaries", "case_snapshot_ids", "coverage_gaps", "day_bucket", "entry_with_proof", "export_evidence_bundle",
+    "camera_events", "camera_quality_days", "camera_summaries", "case_snapshot_ids", "coverage_gaps", "hour_bucket", "local_day", "entry_with_proof", "export_evidence_bundle",
     "institution_sites", "latest_site_snapshots", "ledger_actions", "ledger_search", "overview_counts", "promote_model", "recent_snapshots", "refresh_user", "review_list",
     "snapshot_trend", "snapshot_view", "trusted_notes", "user_for_sso", "verify_ledger_progress", "violation_trend", "visible_sites",
 ]

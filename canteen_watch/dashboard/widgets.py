@@ -21,6 +21,7 @@ from canteen_watch.dashboard import queries
 from canteen_watch.dashboard.menus import SPECS_BY_ID, PageSpec
 from canteen_watch.dashboard.services import Services, build_services, config_path_from_env, config_stamp
 from canteen_watch.i18n import t, t_value
+from canteen_watch.ledger.store import LedgerError
 from canteen_watch.storage import StorageUnavailableError
 from canteen_watch.workflows.errors import ConflictError, EvidenceError, InputError, NotFoundError, PermissionDenied, TransitionError, WorkflowError
 
@@ -37,7 +38,11 @@ TTL_SECONDS = 60
 
 @st.cache_resource(show_spinner=False)
 def _services(config_path: str | None, stamp: float) -> Services:
-    return build_services(config_path)
+    import atexit
+
+    services = build_services(config_path)
+    atexit.register(services.close)  # stops an embedded S3 server this process started
+    return services
 
 
 def get_services() -> Services:
@@ -113,14 +118,14 @@ def error_text(exc: BaseException) -> str:
         return t("error.conflict", detail=str(exc))
     if isinstance(exc, (EvidenceError, StorageUnavailableError)):
         return t("error.storage", detail=str(exc))
-    if isinstance(exc, WorkflowError):
+    if isinstance(exc, (WorkflowError, LedgerError)):
         return t("error.refused", detail=str(exc))
     return t("error.unexpected", detail=f"{type(exc).__name__}: {exc}")
 
 
 def show_error(exc: BaseException) -> None:
     """Show a service-layer error in the page (logged when unexpected)."""
-    if not isinstance(exc, (WorkflowError, StorageUnavailableError)):
+    if not isinstance(exc, (WorkflowError, StorageUnavailableError, LedgerError)):
         log.exception("dashboard action failed", exc_info=exc)
     st.error(error_text(exc))
 
@@ -163,16 +168,6 @@ def day_start(services: Services, day: date | None = None) -> datetime:
     """Midnight of ``day`` (default today) in the display zone, as UTC."""
     today = day or utcnow().astimezone(services.zone).date()
     return datetime.combine(today, time(0), tzinfo=services.zone).astimezone(timezone.utc)
-
-
-def zone_offset_minutes(services: Services) -> int:
-    """The display zone's current UTC offset in minutes."""
-    offset = utcnow().astimezone(services.zone).utcoffset()
-    return int(offset.total_seconds() // 60) if offset else 0
-
-
-def zone_name(services: Services) -> str:
-    return getattr(services.zone, "key", None) or str(services.zone)
 
 
 def time_bucket(seconds: int = TTL_SECONDS) -> str:

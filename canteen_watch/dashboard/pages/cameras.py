@@ -113,7 +113,7 @@ def _camera_detail(ctx: w.PageContext, cameras: list[queries.CameraSummary]) -> 
     try:
         snapshots = queries.recent_snapshots(services.sessions, ctx.user, camera_id, limit=4)
         since = w.day_start(services) - timedelta(days=HISTORY_DAYS - 1)
-        days = queries.camera_quality_days(services.sessions, ctx.user, camera_id, since=since, zone_name=w.zone_name(services), offset_minutes=w.zone_offset_minutes(services))
+        days = queries.camera_quality_days(services.sessions, ctx.user, camera_id, since=since, zone=services.zone)
         events = queries.camera_events(services.sessions, ctx.user, camera_id, limit=100)
     except WorkflowError as exc:
         w.show_error(exc)

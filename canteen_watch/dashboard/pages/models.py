@@ -7,6 +7,7 @@ goes through :func:`canteen_watch.dashboard.queries.promote_model` (administrato
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +22,22 @@ from canteen_watch.workflows.errors import WorkflowError
 METRICS = ("f0_5", "auroc", "precision", "recall", "threshold", "n")
 
 
-def _registry():  # type: ignore[no-untyped-def]
-    from classifiers.registry import Registry, models_dir_default
+def models_root() -> Path:
+    """The registry folder, as :func:`classifiers.registry.models_dir_default` finds it.
 
-    return Registry(models_dir_default())
+    Read here without importing the registry module, which loads PyTorch (seconds): only an
+    administrator's promotion needs it.
+    """
+    import classifiers
+
+    env = os.environ.get("CANTEEN_WATCH_MODELS")
+    return Path(env) if env else Path(classifiers.__file__).resolve().parent / "models"
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from classifiers.registry import Registry
+
+    return Registry(models_root())
 
 
 def _stamp(path: Path) -> float:
@@ -42,13 +55,13 @@ def render() -> None:
     ctx = w.page_context("models")
     st.title(t("page.models"))
     w.show_flash()
-    registry = _registry()
+    root = models_root()
     try:
-        index = cache.model_index(str(registry.root), _stamp(registry.index_path))
-    except Exception as exc:  # noqa: BLE001 - an unreadable index is shown, not raised
+        index = cache.model_index(str(root), _stamp(root / "index.json"))
+    except (OSError, ValueError) as exc:
         w.show_error(exc)
         return
-    st.caption(t("models.folder", path=str(registry.root)))
+    st.caption(t("models.folder", path=str(root)))
     active = index.get("active", {})
     models = index.get("models", {})
     if not models:
@@ -100,6 +113,7 @@ def render() -> None:
     )
     from classifiers.registry import Registry
 
+    registry = _registry()
     passes, why = Registry.gate(candidate, current or None)
     (st.success if passes else st.warning)(t("models.gate_pass") if passes else t("models.gate_fail", detail=why))
     force = st.checkbox(t("models.force"), key="md_force", disabled=passes)

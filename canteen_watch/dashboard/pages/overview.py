@@ -39,9 +39,9 @@ def _stats_frame(stats: list, names: dict[str, str], tiers: list[int], key_title
     return pd.DataFrame(rows)
 
 
-def _headline(ctx: w.PageContext, stats: list) -> None:
+def _headline(ctx: w.PageContext, data: cache.Overview) -> None:
     services = ctx.services
-    counts = cache.overview_counts(services, services.key, ctx.user, ctx.ukey, w.day_start(services))
+    counts, stats = data.counts, data.stats
     tiers = w.tier_options(services)
     open_by_tier = {tier: sum(s.open_by_tier.get(tier, 0) for s in stats) for tier in tiers}
     overdue = sum(s.overdue for s in stats)
@@ -62,14 +62,11 @@ def _headline(ctx: w.PageContext, stats: list) -> None:
         column.metric(w.tier_name(tier), open_by_tier[tier], border=True, help=t("tier.deadline_help", deadline=f"{config.deadline_hours:g}", red=f"{config.red_after_hours:g}"))
 
 
-def _trends(ctx: w.PageContext) -> None:
-    services = ctx.services
-    zone, offset = w.zone_name(services), w.zone_offset_minutes(services)
-    today = w.day_start(services)
+def _trends(data: cache.Overview) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader(t("overview.trend_cases", days=TREND_DAYS))
-        trend = cache.violation_trend(services, services.key, ctx.user, ctx.ukey, today - timedelta(days=TREND_DAYS - 1), zone, offset)
+        trend = data.case_trend
         if trend:
             frame = pd.DataFrame([{t("common.day"): day, t("common.tier"): w.tier_name(tier), t("overview.col_cases"): n} for day, tier, n in trend])
             st.bar_chart(frame, x=t("common.day"), y=t("overview.col_cases"), color=t("common.tier"), height=260)
@@ -77,7 +74,7 @@ def _trends(ctx: w.PageContext) -> None:
             st.info(t("overview.no_cases"))
     with right:
         st.subheader(t("overview.trend_snapshots", days=SNAPSHOT_DAYS))
-        trend = cache.snapshot_trend(services, services.key, ctx.user, ctx.ukey, today - timedelta(days=SNAPSHOT_DAYS - 1), zone, offset)
+        trend = data.snapshot_trend
         if trend:
             frame = pd.DataFrame([{t("common.day"): day, t("overview.col_stored"): ok, t("overview.col_failed"): bad} for day, ok, bad in trend]).set_index(t("common.day"))
             st.line_chart(frame, height=260)
@@ -144,13 +141,13 @@ def _coverage(ctx: w.PageContext) -> None:
 
 
 def _report(ctx: w.PageContext) -> None:
-    from canteen_watch.reports import export_violations_xlsx
-
     services = ctx.services
     with st.expander(t("overview.report")):
         today = w.local(utcnow(), services).date()
         period = st.date_input(t("overview.report_period"), value=(today - timedelta(days=30), today), key="ov_report_period")
         if st.button(t("overview.report_prepare"), key="ov_report_prepare") and isinstance(period, (tuple, list)) and len(period) == 2:
+            from canteen_watch.reports import export_violations_xlsx  # openpyxl: only when asked for
+
             start, end = w.day_start(services, period[0]), w.day_start(services, period[1]) + timedelta(days=1)
             try:
                 st.session_state["ov_report"] = export_violations_xlsx(services.sessions, ctx.user, start=start, end=end, config=services.workflows)
@@ -167,13 +164,13 @@ def render() -> None:
     st.title(t("page.overview"))
     w.show_flash()
     try:
-        stats = cache.violation_stats(services, services.key, ctx.user, ctx.ukey, "district", None, w.time_bucket())
+        data = cache.overview(services, services.key, ctx.user, ctx.ukey, w.day_start(services), TREND_DAYS, SNAPSHOT_DAYS)
     except WorkflowError as exc:
         w.show_error(exc)
         return
-    _headline(ctx, stats)
-    _trends(ctx)
-    _districts(ctx, stats)
+    _headline(ctx, data)
+    _trends(data)
+    _districts(ctx, data.stats)
     _coverage(ctx)
     _report(ctx)
 
