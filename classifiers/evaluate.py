@@ -4,9 +4,13 @@ Folder layout: ``DIR/<class>/*.jpg`` with the two classes of the task (hat: ``ba
 mask: ``without_mask``/``with_mask``, pest: ``pest``/``none``, storage: ``open``/``closed``).
 The positive class is the violation.
 
-* hat/mask with ``crops``: each image is a head/face crop and is classified directly.
+* hat/mask with ``crops``: each image is a head/face crop and is classified directly, as it is
+  (the models are trained on this framing too: mask on raw face photos with random tighter
+  crops and looser paddings, hat on the dataset's head crops).
 * hat/mask without ``crops``: each image is a scene; faces are detected and every person
-  classified; the image is positive if any person is. **Fallback**: when no face is found the
+  classified with the runtime's crops (:meth:`CanteenClassifier.people`: mask = CenterFace box
+  ×1.15, hat = ``hat_box_from_face``; both framings are in training); the image is positive if
+  any person is. **Fallback**: when no face is found the
   whole image is classified as one crop (counted in ``no_face_fallbacks``).
 * pest: the whole frame through the tiler (frame score = max over whole frame and tiles).
 * storage: the whole image is one ROI.
