@@ -140,3 +140,16 @@ def test_export_csv(dash: DashEnv) -> None:
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert [r["credit_code"] for r in rows] == [credit_code(21)]
     assert at.get("download_button")
+
+
+def test_export_xlsx_re_imports(dash: DashEnv) -> None:
+    from canteen_watch.registry.io import import_institutions
+
+    register_institution(dash.sessions, dash.sink, dash.user("registrar"), institution(31))
+    at = dash.app("admin").run().switch_page(page("institutions")).run()
+    at.button(key="in_export_prepare").click()
+    at.run()
+    fmt, data = at.session_state["in_export"]
+    assert fmt == "xlsx" and data[:2] == b"PK"
+    report = import_institutions(dash.sessions, dash.sink, dash.user("admin"), data)
+    assert not report.committed and [e.message.split(" (")[0] for e in report.errors] == [f"credit code {credit_code(31)} is already registered"], "the Excel export is read back row by row"
