@@ -133,8 +133,10 @@ def _verify(ctx: w.PageContext) -> None:
         return
     result = {
         "ok": report.ok, "size": report.size, "root": report.root.hex(), "checkpoints": report.checkpoints_checked, "trusted": report.trusted_checked,
-        "first_bad_seq": report.first_bad_seq, "problems": [str(p) for p in report.problems[:50]], "warnings": list(report.warnings), "elapsed": round(report.elapsed_s, 2),
-        "no_key": verifier is None,
+        "first_bad_seq": report.first_bad_seq, "problems": [str(p) for p in report.problems[:50]], "elapsed": round(report.elapsed_s, 2),
+        "no_key": verifier is None, "latest_checkpoint": report.latest_checkpoint_size,
+        # the replay's own two warnings are said in the catalogue's words; any other is shown as is
+        "warnings": [w for w in report.warnings if not w.startswith(("no checkpoints", "entries "))],
     }
     st.session_state["au_report"] = result
     _report(result)
@@ -148,6 +150,11 @@ def _report(result: dict) -> None:
         st.code("\n".join(result["problems"]), language=None)
     if result["no_key"]:
         st.warning(t("audit.no_key"))
+    latest, size = result["latest_checkpoint"], result["size"]
+    if latest is None and result["trusted"] == 0 and size:
+        st.warning(t("audit.no_checkpoints"))
+    elif latest is not None and latest < size:
+        st.warning(t("audit.uncovered", first=latest, last=size - 1))
     for warning in result["warnings"]:
         st.warning(warning)
     st.caption(t("audit.root", root=result["root"]))

@@ -133,13 +133,13 @@ def _camera_detail(ctx: w.PageContext, cameras: list[queries.CameraSummary]) -> 
     else:
         st.caption(t("camera.no_snapshots"))
     st.markdown(f"**{t('camera.history', days=HISTORY_DAYS)}**")
-    if days:
+    if any(any(row[2:]) for row in days):
         frame = pd.DataFrame(
             [{t("common.day"): d, t("camera.failed"): failed, t("quality.blurred"): blurred, t("quality.dark"): dark, t("quality.blocked"): blocked} for d, _ok, failed, blurred, dark, blocked in days]
         ).set_index(t("common.day"))
         st.bar_chart(frame, height=220)
     else:
-        st.caption(t("camera.no_snapshots"))
+        st.caption(t("camera.no_problems"))
     st.markdown(f"**{t('camera.events')}**")
     if events:
         st.dataframe(
