@@ -143,3 +143,26 @@ def test_a_locked_account_is_told_so(dash: DashEnv) -> None:
 
 def test_roles_cover_every_service_role() -> None:
     assert {role for spec in PAGE_SPECS for role in spec.roles} == set(Role)
+
+
+def test_single_sign_on_maps_to_the_local_account(dash: DashEnv) -> None:
+    """With an ``[auth]`` section in the secrets, an identity-provider login opens the local account of that name."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["cw_lang"] = "en"
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1/oauth2callback", "cookie_secret": "x" * 32, "client_id": "cw", "client_secret": "s", "server_metadata_url": "https://idp.invalid/.well-known/openid-configuration"}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert t("login.sso", "en") in [b.label for b in at.button]
+    at.user = {"is_logged_in": True, "email": "registrar@market-regulator.example"}
+    at.run()
+    assert at.session_state["cw_user"].id == dash.user("registrar").id
+    assert at.title[0].value == t("page.institutions", "en")
+    unknown = AppTest.from_file(str(APP), default_timeout=60)
+    unknown.session_state["cw_lang"] = "en"
+    unknown.secrets["auth"] = dict(at.secrets["auth"]) if "auth" in at.secrets else {"client_id": "cw"}
+    unknown.user = {"is_logged_in": True, "email": "stranger@example.org"}
+    unknown.run()
+    assert "cw_user" not in unknown.session_state
+    assert t("login.sso_unknown", "en") in [w.value for w in unknown.warning]
