@@ -9,6 +9,7 @@ import io
 
 from sqlalchemy import select
 
+from canteen_watch.dashboard.widgets import md_escape
 from canteen_watch.i18n import t
 from canteen_watch.registry import credit_check_character, register_institution
 from canteen_watch.workflows.models import InspectionRow, InstitutionRow
@@ -26,6 +27,13 @@ def institution(seq: int, district: str = "Central", **extra: object) -> dict:
         "address": f"{seq} Garden Road", "district": district, "legal_rep": "Wang Fang", "contact_phone": "13800138000",
         "capacity": 40, "serves_meals": True, "opening_hours": "Mon-Fri 16:00-19:30", **extra,
     }
+
+
+def unescape(text: str) -> str:
+    """Markdown-escaped text as it reads on the page."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def _form(at, values: dict) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +60,7 @@ def test_registrar_registers_with_inline_validation(dash: DashEnv) -> None:
     at.button(key="in_register").click()
     at.run()
     assert not at.exception
-    assert at.success[0].value == t("inst.registered", "en", name=good["name"], site=f"ci-{good['credit_code'].lower()}")
+    assert at.success[0].value == t("inst.registered", "en", name=md_escape(good["name"]), site=md_escape(f"ci-{good['credit_code'].lower()}"))
     with dash.sessions() as session:
         row = session.scalars(select(InstitutionRow)).one()
     assert (row.credit_code, row.district, row.status, row.created_by) == (good["credit_code"], "Central", "submitted", dash.user("registrar").id)
@@ -65,7 +73,7 @@ def test_registration_refused_shows_every_problem(dash: DashEnv) -> None:
     _form(at, {"name": "x", "credit_code": "bad"})
     at.button(key="in_register").click()
     at.run()
-    assert at.error and "credit_code" in at.error[0].value
+    assert at.error and "credit_code" in unescape(at.error[0].value)
     with dash.sessions() as session:
         assert session.scalars(select(InstitutionRow)).first() is None
 
@@ -73,12 +81,12 @@ def test_registration_refused_shows_every_problem(dash: DashEnv) -> None:
 def test_status_change_with_reason_and_inspection(dash: DashEnv) -> None:
     inst = register_institution(dash.sessions, dash.sink, dash.user("registrar"), institution(3))
     at = dash.app("registrar").run()
-    assert inst.name in all_text(at)
+    assert inst.name in unescape(all_text(at))
     at.selectbox(key="in_status_action").select("register")
     at.text_input(key="in_status_reason").input("documents checked on site")
     next(b for b in at.button if b.label == t("inst.apply", "en")).click()
     at.run()
-    assert at.success[0].value == t("inst.status_changed_to", "en", name=inst.name, status=t("inst_status.registered", "en"))
+    assert at.success[0].value == t("inst.status_changed_to", "en", name=md_escape(inst.name), status=t("inst_status.registered", "en"))
     with dash.sessions() as session:
         row = session.get(InstitutionRow, inst.site_id)
     assert (row.status, row.status_reason) == ("registered", "documents checked on site")
@@ -91,7 +99,7 @@ def test_status_change_with_reason_and_inspection(dash: DashEnv) -> None:
     at.text_area(key="in_insp_findings").input("bin without lid\nno hand-washing soap")
     next(b for b in at.button if b.label == t("inst.record", "en")).click()
     at.run()
-    assert at.success[0].value == t("inst.inspection_recorded", "en", name=inst.name)
+    assert at.success[0].value == t("inst.inspection_recorded", "en", name=md_escape(inst.name))
     with dash.sessions() as session:
         inspection = session.scalars(select(InspectionRow)).one()
     assert (inspection.outcome, inspection.findings, inspection.inspector_id) == ("rectify", ["bin without lid", "no hand-washing soap"], dash.user("inspector").id)
@@ -153,3 +161,14 @@ def test_export_xlsx_re_imports(dash: DashEnv) -> None:
     assert fmt == "xlsx" and data[:2] == b"PK"
     report = import_institutions(dash.sessions, dash.sink, dash.user("admin"), data)
     assert not report.committed and [e.message.split(" (")[0] for e in report.errors] == [f"credit code {credit_code(31)} is already registered"], "the Excel export is read back row by row"
+
+
+def test_people_s_text_is_shown_literally(dash: DashEnv) -> None:
+    """A name with Markdown (a link, an image, bold) is shown as typed, never rendered."""
+    hostile = "[Free food](http://evil.example) ![x](http://evil.example/p.png) **Care**"
+    inst = register_institution(dash.sessions, dash.sink, dash.user("registrar"), institution(41, name=hostile))
+    at = dash.app("registrar").run()
+    heading = next(h.value for h in at.subheader if "Free food" in h.value)
+    assert heading.startswith(md_escape(hostile)) and "](http" not in heading
+    assert unescape(heading).startswith(hostile)
+    assert inst.name == hostile, "stored verbatim"

@@ -106,21 +106,22 @@ def field_name(field: str | None) -> str:
 
 def error_text(exc: BaseException) -> str:
     """A translated sentence for a service-layer error; the service's own detail follows it."""
+    detail = md_escape(exc)  # messages may quote what people typed: shown literally, never as Markdown
     if isinstance(exc, PermissionDenied):
-        return t("error.permission", detail=str(exc))
+        return t("error.permission", detail=detail)
     if isinstance(exc, TransitionError):
         return t("error.transition", state=t_value("state", exc.state), action=t_value("action", exc.action))
     if isinstance(exc, InputError):
-        return t("error.input", field=field_name(exc.field) or "-", detail=exc.reason)
+        return t("error.input", field=field_name(exc.field) or "-", detail=md_escape(exc.reason))
     if isinstance(exc, NotFoundError):
-        return t("error.not_found", detail=str(exc))
+        return t("error.not_found", detail=detail)
     if isinstance(exc, ConflictError):
-        return t("error.conflict", detail=str(exc))
+        return t("error.conflict", detail=detail)
     if isinstance(exc, (EvidenceError, StorageUnavailableError)):
-        return t("error.storage", detail=str(exc))
+        return t("error.storage", detail=detail)
     if isinstance(exc, (WorkflowError, LedgerError)):
-        return t("error.refused", detail=str(exc))
-    return t("error.unexpected", detail=f"{type(exc).__name__}: {exc}")
+        return t("error.refused", detail=detail)
+    return t("error.unexpected", detail=md_escape(f"{type(exc).__name__}: {exc}"))
 
 
 def show_error(exc: BaseException) -> None:

@@ -86,7 +86,7 @@ def _entry(ctx: w.PageContext, seq: int) -> None:
         w.show_error(exc)
         return
     except ValueError as exc:  # a proof that does not verify
-        st.error(t("audit.proof_failed", detail=str(exc)))
+        st.error(t("audit.proof_failed", detail=w.md_escape(exc)))
         return
     entry = found.entry
     with st.container(border=True):
@@ -156,7 +156,7 @@ def _report(result: dict) -> None:
     elif latest is not None and latest < size:
         st.warning(t("audit.uncovered", first=latest, last=size - 1))
     for warning in result["warnings"]:
-        st.warning(warning)
+        st.warning(w.md_escape(warning))
     st.caption(t("audit.root", root=result["root"]))
 
 

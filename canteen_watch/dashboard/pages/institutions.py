@@ -90,7 +90,7 @@ def _list(ctx: w.PageContext) -> None:
 def _detail(ctx: w.PageContext, detail: InstitutionDetail) -> None:
     services = ctx.services
     inst = detail.institution
-    st.subheader(f"{inst.name} · {t_value('inst_status', inst.status)}")
+    st.subheader(f"{w.md_escape(inst.name)} · {t_value('inst_status', inst.status)}")
     facts = [
         (t("field.credit_code"), inst.credit_code), (t("field.licence_no"), inst.licence_no), (t("field.address"), inst.address),
         (t("common.district"), inst.district), (t("field.legal_rep"), inst.legal_rep), (t("field.contact_phone"), inst.contact_phone),
@@ -171,7 +171,7 @@ def _status_change(ctx: w.PageContext, detail: InstitutionDetail) -> None:
         except WorkflowError as exc:
             w.show_error(exc)
             return
-        w.flash("success", t("inst.status_changed_to", name=result.name, status=t_value("inst_status", result.status)))
+        w.flash("success", t("inst.status_changed_to", name=w.md_escape(result.name), status=t_value("inst_status", result.status)))
         st.rerun()
 
 
@@ -193,7 +193,7 @@ def _inspection_form(ctx: w.PageContext, detail: InstitutionDetail) -> None:
         except WorkflowError as exc:
             w.show_error(exc)
             return
-        w.flash("success", t("inst.inspection_recorded", name=inst.name))
+        w.flash("success", t("inst.inspection_recorded", name=w.md_escape(inst.name)))
         st.rerun()
 
 
@@ -243,7 +243,7 @@ def _register(ctx: w.PageContext) -> None:
             return
         for field in [*TEXT_FIELDS, "district", "capacity", "serves_meals", "site_id", "reason"]:
             st.session_state.pop(FORM_PREFIX + field, None)
-        w.flash("success", t("inst.registered", name=inst.name, site=inst.site_id))
+        w.flash("success", t("inst.registered", name=w.md_escape(inst.name), site=w.md_escape(inst.site_id)))
         st.rerun()
 
 

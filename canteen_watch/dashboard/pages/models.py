@@ -115,7 +115,7 @@ def render() -> None:
 
     registry = _registry()
     passes, why = Registry.gate(candidate, current or None)
-    (st.success if passes else st.warning)(t("models.gate_pass") if passes else t("models.gate_fail", detail=why))
+    (st.success if passes else st.warning)(t("models.gate_pass") if passes else t("models.gate_fail", detail=w.md_escape(why)))
     force = st.checkbox(t("models.force"), key="md_force", disabled=passes)
     reason = st.text_input(t("models.reason_label"), key="md_reason")
     if st.button(t("models.promote_button", version=version), type="primary", key="md_promote"):
@@ -128,7 +128,7 @@ def render() -> None:
         if record["promoted"]:
             w.flash("success", t("models.promoted_ok", version=version, task=t_value("task", task)))
         else:
-            w.flash("warning", t("models.promotion_refused", version=version, detail=record.get("reason", "")))
+            w.flash("warning", t("models.promotion_refused", version=version, detail=w.md_escape(record.get("reason", ""))))
         st.rerun()
 
 

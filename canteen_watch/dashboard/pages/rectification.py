@@ -148,7 +148,7 @@ def render() -> None:
     except WorkflowError as exc:
         w.show_error(exc)
         return
-    st.subheader(t("rect.case_title", id=case.id, label=t_value("label", case.label), site=detail.site_name))
+    st.subheader(t("rect.case_title", id=case.id, label=t_value("label", case.label), site=w.md_escape(detail.site_name)))
     now = utcnow()
     cols = st.columns(4)
     cols[0].metric(t("common.due"), w.fmt_short(case.due_at, services))
