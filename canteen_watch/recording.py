@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,28 @@ from canteen_watch.workflows.violations import fold_detections
 
 PIPELINE_ACTOR = "system:pipeline"
 DONE_STATUSES = ("stored", "spooled")
+
+
+class DeferredSink:
+    """Collects events and appends them in order at the end of the transaction.
+
+    The ledger serialises appends (one global lock held until commit), so taking that lock
+    last keeps the time other writers wait as short as possible.
+    """
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.events: list[dict[str, Any]] = []
+
+    def append(self, session: Session, **event: Any) -> None:
+        """Remember one event (same arguments as ``EventSink.append``)."""
+        self.events.append(event)
+
+    def flush(self, session: Session) -> None:
+        """Append every remembered event to the real sink, in order."""
+        for event in self.events:
+            self.sink.append(session, **event)
+        self.events.clear()
 
 
 @dataclass(frozen=True)
@@ -98,9 +121,11 @@ def record_failure(factory: sessionmaker[Session], sink: EventSink, camera: Came
         snapshot = session.get(SnapshotRow, snapshot_id)
         assert snapshot is not None
         snapshot.status, snapshot.failure_reason = "failed", reason[:2000]
+        deferred = DeferredSink(sink)
         row, state = _load_health(session, camera.id)
         state, events = advance(state, ok=False, quality=None, error=reason[:500], config=health, now=now)
-        _save_health(session, sink, row, state, events, ok=False, now=now)
+        _save_health(session, deferred, row, state, events, ok=False, now=now)
+        deferred.flush(session)
     return events
 
 
@@ -120,6 +145,7 @@ def record_success(
     """Write the stored snapshot, its detections, the violations they fold into, health and ledger entries in one transaction."""
     now = utcnow()
     with write_transaction(factory) as session:
+        deferred = DeferredSink(sink)
         snapshot = session.get(SnapshotRow, snapshot_id)
         assert snapshot is not None
         snapshot.status = "spooled" if stored.spooled else "stored"
@@ -130,7 +156,7 @@ def record_success(
         snapshot.blurred, snapshot.dark, snapshot.blocked = quality.blurred, quality.dark, quality.blocked
         snapshot.classifier_status, snapshot.model_version = result.status, result.model_version
         evidence = {"bucket": stored.bucket, "key": stored.key, "version_id": stored.version_id, "sha256": frame.sha256}
-        sink.append(
+        deferred.append(
             session,
             actor=PIPELINE_ACTOR,
             action="snapshot.stored",
@@ -150,7 +176,7 @@ def record_success(
             )
             session.add(row)
             session.flush()
-            sink.append(
+            deferred.append(
                 session,
                 actor=f"model:{detection.model_version}",
                 action="detection.recorded",
@@ -164,10 +190,11 @@ def record_success(
             )
         if result.detections:
             session.flush()
-            fold_detections(session, sink, snapshot_id, now=now, config=workflows)
+            fold_detections(session, deferred, snapshot_id, now=now, config=workflows)
         row, state = _load_health(session, camera.id)
         state, events = advance(state, ok=True, quality=quality, error=None, config=health, now=now)
-        _save_health(session, sink, row, state, events, ok=True, now=now)
+        _save_health(session, deferred, row, state, events, ok=True, now=now)
+        deferred.flush(session)
     return events
 
 

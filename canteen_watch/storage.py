@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from canteen_watch.config import StorageConfig
 from canteen_watch.core import Slot, StoredObject
 
 JPEG_CONTENT_TYPE = "image/jpeg"
+log = logging.getLogger(__name__)
 
 
 class StorageUnavailableError(RuntimeError):
@@ -160,10 +162,18 @@ class SnapshotStore:
         return StoredObject(bucket=self.bucket, key=key, sha256=metadata["sha256"], size=len(data), version_id=result.version_id)
 
     def put(self, key: str, data: bytes, metadata: dict[str, str]) -> StoredObject:
-        """Upload, or spool when S3 is unreachable (``StoredObject.spooled`` tells which)."""
+        """Upload, or spool when S3 is unreachable or refuses (``StoredObject.spooled`` tells which).
+
+        A refusal that is not an outage (access denied, a missing bucket right after a restart)
+        is logged and spooled too: the snapshot is kept and retried, and the spool depth shows
+        the problem in ``status``.
+        """
         try:
             return self.upload(key, data, metadata)
-        except StorageUnavailableError:
+        except (StorageUnavailableError, S3Error) as exc:
+            if isinstance(exc, S3Error):
+                log.warning("S3 refused %s (%s); spooled for retry", key, exc.code)
+                self._bucket_ready = False
             self.spool.put(key, data, metadata)
             return StoredObject(bucket=self.bucket, key=key, sha256=metadata["sha256"], size=len(data), spooled=True)
 
@@ -174,6 +184,10 @@ class SnapshotStore:
             try:
                 stored = self.upload(item.key, item.data_path.read_bytes(), item.metadata)
             except StorageUnavailableError:
+                break
+            except S3Error as exc:
+                log.warning("S3 refused spooled %s (%s); retrying on the next pass", item.key, exc.code)
+                self._bucket_ready = False
                 break
             self.spool.remove(item.key)
             uploaded.append(stored)
