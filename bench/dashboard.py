@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import sys
@@ -272,7 +273,7 @@ def main() -> int:
     parser.add_argument("--violations", type=int, default=100_000, help="violations to seed (default 100,000)")
     parser.add_argument("--cameras", type=int, default=3_000, help="cameras to seed, three per site (default 3,000)")
     parser.add_argument("--institutions", type=int, default=500, help="care institutions in the registry (default 500)")
-    parser.add_argument("--keep", type=Path, default=None, help="seed into this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--keep", type=Path, default=None, help="seed into this folder and keep it (default: a temporary folder, removed at the end)")
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     parser.add_argument("--reuse", type=Path, default=None, help="time the pages of a folder seeded before with --keep (no seeding)")
     args = parser.parse_args()
@@ -291,14 +292,19 @@ def main() -> int:
         parser.error(f"{folder / 'bench.db'} exists; give an empty folder")
     config = write_config(folder)
     print(f"seeding {args.snapshots:,} snapshots, {args.violations:,} violations, {args.cameras:,} cameras into {folder / 'bench.db'} …", flush=True)
-    started = time.perf_counter()
-    timings = seed(config, snapshots=args.snapshots, violations=args.violations, cameras=args.cameras, institutions=args.institutions, rng=random.Random(args.seed))
-    seed_s = round(time.perf_counter() - started, 2)
-    print(f"seeded in {seed_s} s ({', '.join(f'{k} {v}' for k, v in timings.items())}); timing pages …", flush=True)
-    pages = time_pages(config)
+    try:
+        started = time.perf_counter()
+        timings = seed(config, snapshots=args.snapshots, violations=args.violations, cameras=args.cameras, institutions=args.institutions, rng=random.Random(args.seed))
+        seed_s = round(time.perf_counter() - started, 2)
+        print(f"seeded in {seed_s} s ({', '.join(f'{k} {v}' for k, v in timings.items())}); timing pages …", flush=True)
+        pages = time_pages(config)
+        db_mb = round((folder / "bench.db").stat().st_size / 2**20, 1)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
     result = {
         "snapshots": args.snapshots, "violations": args.violations, "cameras": args.cameras, "institutions": args.institutions,
-        "seed_s": seed_s, "seed_parts": timings, "db_mb": round((folder / "bench.db").stat().st_size / 2**20, 1),
+        "seed_s": seed_s, "seed_parts": timings, "db_mb": db_mb,
         "pages": pages, "overview_target_met": pages["overview"]["cold_s"] < 2.0,
     }
     print(json.dumps(result))

@@ -59,6 +59,9 @@ USERS: dict[str, tuple[Role, tuple[str, ...]]] = {
     "north": (Role.INSPECTOR, ("district:North",)),
 }
 _slot = itertools.count(1)
+#: One bucket for every dashboard test of the session (object keys are unique per test): each
+#: bucket costs the shared SeaweedFS server volumes, and the whole suite shares that server.
+BUCKET = f"t-dash-{uuid.uuid4().hex[:10]}"
 
 
 def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (200, 180, 140)) -> bytes:
@@ -188,7 +191,7 @@ def open_cases_quickly(env: DashEnv, count: int, label: str = "no_hat", camera_i
         for i in range(count):
             at = base + timedelta(hours=2 * i)
             row = SnapshotRow(camera_id=camera_id, site_id=site_id, slot_time=at, status="stored", claimed_at=at, captured_at=at, attempts=1,
-                              bucket=env.store.bucket, key=f"{site_id}/{camera_id}/{i}.jpg", sha256="0" * 64, width=320, height=240)
+                              bucket=env.store.bucket, key=f"{site_id}/{camera_id}/quick-{uuid.uuid4().hex[:8]}-{i}.jpg", sha256="0" * 64, width=320, height=240)
             session.add(row)
             session.flush()
             session.add(DetectionRow(snapshot_id=row.id, label=label, score=0.8, x1=1.0, y1=1.0, x2=20.0, y2=20.0, model_version="t", extra={}))
@@ -204,7 +207,7 @@ def write_config(folder: Path, s3_endpoint: str, db_url: str, **extra: Any) -> P
         "timezone": "Asia/Shanghai",
         "sites": SITES,
         "cameras": CAMERAS,
-        "storage": {"endpoint": s3_endpoint, "access_key": S3_ACCESS, "secret_key": S3_SECRET, "bucket": f"t-{uuid.uuid4().hex[:12]}", "timeout_seconds": 2.0},
+        "storage": {"endpoint": s3_endpoint, "access_key": S3_ACCESS, "secret_key": S3_SECRET, "bucket": BUCKET, "timeout_seconds": 2.0},
         "database": {"url": db_url},
         **extra,
     }
