@@ -18,6 +18,7 @@ def promotion_payload(record: dict[str, Any]) -> dict[str, Any]:
         "reason": record.get("reason"),
         "candidate_metrics": record.get("candidate_metrics") or {},
         "active_metrics": record.get("active_metrics") or {},
+        "sha256": record["sha256"],
     }
 
 
@@ -38,7 +39,6 @@ def ledger_promotions(settings: Settings, actor: str = "system:trainer") -> None
                     action="model.promoted",
                     subject=f"model:{record['version']}",
                     payload=promotion_payload(record),
-                    evidence={"sha256": record["sha256"]},
                 )
         finally:
             engine.dispose()

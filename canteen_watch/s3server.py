@@ -91,6 +91,8 @@ class EmbeddedS3:
     access_key: str
     secret_key: str
     startup_timeout: float = 60.0
+    volume_size_limit_mb: int = 128
+    max_volumes: int = 0  # 0: as many as the free disk allows for volumes of volume_size_limit_mb
     _process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -135,6 +137,7 @@ class EmbeddedS3:
             f"-s3.port={ports['s3']}", f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}", f"-admin.port={ports['admin']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}", f"-volume.max={self.max_volumes}",
         ]
 
     def start(self) -> "EmbeddedS3":

@@ -33,7 +33,8 @@ def shared_data(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3]:
     """A real SeaweedFS S3 server on 127.0.0.1 for the whole test session."""
-    server = EmbeddedS3(data_dir=tmp_path_factory.mktemp("s3"), port=find_free_base(), access_key=S3_ACCESS, secret_key=S3_SECRET)
+    # Small volumes: the tests make a bucket each, and SeaweedFS sizes its volume count by free disk / volume size.
+    server = EmbeddedS3(data_dir=tmp_path_factory.mktemp("s3"), port=find_free_base(), access_key=S3_ACCESS, secret_key=S3_SECRET, volume_size_limit_mb=16)
     server.start()
     yield server
     server.stop()
