@@ -196,6 +196,23 @@ def dashboard(
     raise typer.Exit(run_dashboard(config.resolve() if config else None, port, address))
 
 
+@app.command("export-reviews")
+def export_reviews_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for <task>/<class>/ images (then: canteen-watch train --from-reviews OUT_DIR).")],
+    config: ConfigOption = None,
+) -> None:
+    """Export reviewed cases as a training set: confirmed = violation class, false positive = compliant class."""
+    from canteen_watch.workflows.labels import export_reviews
+
+    counts = export_reviews(settings_or_exit(config), out_dir)
+    if not counts:
+        console.print("no reviewed cases with stored snapshots yet; review some in the dashboard first")
+        raise typer.Exit(1)
+    for name, count in sorted(counts.items()):
+        console.print(f"{name}: {count}")
+    console.print(f"next: canteen-watch train --from-reviews {out_dir}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None, revision: str = "head") -> None:
     """Apply the database migrations."""

@@ -216,3 +216,31 @@ def test_real_classifier_detections_fold_into_one_violation(make_settings, tmp_p
         assert len(pest_cases) == 1 and pest_cases[0].detection_count >= 3 and pest_cases[0].tier == 1
         history = context.sink.history(context.sessions(), f"violation:{pest_cases[0].id}")
         assert history and history[0].action.startswith("violation.")
+
+
+def test_reviewed_cases_export_as_training_set(make_settings, tmp_path: Path) -> None:
+    """Confirmed cases file their crops under the violation class (the input of train --from-reviews)."""
+    import shutil
+
+    from canteen_watch.auth import system_actor
+    from canteen_watch.workflows.labels import export_reviews
+    from canteen_watch.workflows.models import ViolationRow
+    from canteen_watch.workflows.violations import review_violation
+    from tests.conftest import shared_data
+
+    rat = sorted(shared_data("pests", "rat_detector", "images", "valid").glob("*.jpg"))[0]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(rat, folder / "rat.jpg")
+    settings = make_settings([{"id": "cam-store", "site": "site-a", "source": f"folder://{folder}"}])
+    with ExitStack() as stack:
+        context = build_context(settings, stack, classify=True)
+        for i in range(2):
+            process_slot(context, "cam-store", T0 + timedelta(minutes=5 * i))
+        with context.sessions() as session:
+            case = session.scalars(select(ViolationRow).where(ViolationRow.label == "pest")).one()
+        review_violation(context.sessions, context.sink, system_actor("cli"), case.id, outcome="confirmed", reason="rat on the shelf")
+    counts = export_reviews(settings, tmp_path / "reviews")
+    assert counts.get("pest/pest", 0) >= 1 and not any(k.startswith("pest/none") for k in counts)
+    crops = list((tmp_path / "reviews" / "pest" / "pest").glob("*.jpg"))
+    assert 1 <= len(crops) <= counts["pest/pest"]  # identical crops (the same frame twice) are written once

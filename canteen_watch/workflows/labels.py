@@ -54,3 +54,62 @@ def labelled_roi_snapshots(settings: Settings, camera_id: str, roi_id: str) -> I
         store = open_storage(settings, stack)
         for key, version_id, label in verdicts:
             yield decode_jpeg(store.get(key, version_id)), label
+
+
+LABEL_TASK = {"no_hat": "hat", "no_mask": "mask", "pest": "pest", "open_storage": "storage"}
+# A confirmed case keeps the violation class; a false positive teaches the compliant class.
+TASK_CLASSES = {"hat": ("bare", "covered"), "mask": ("without_mask", "with_mask"), "pest": ("pest", "none"), "storage": ("open", "closed")}
+
+
+def reviewed_detections(session, since=None):  # type: ignore[no-untyped-def]
+    """``(DetectionRow, SnapshotRow, review outcome)`` for every detection in a reviewed case."""
+    query = (
+        select(DetectionRow, SnapshotRow, ViolationRow.review_outcome)
+        .join(ViolationDetectionRow, ViolationDetectionRow.detection_id == DetectionRow.id)
+        .join(ViolationRow, ViolationRow.id == ViolationDetectionRow.violation_id)
+        .join(SnapshotRow, SnapshotRow.id == DetectionRow.snapshot_id)
+        .where(ViolationRow.review_outcome.in_(tuple(VERDICT_LABEL)), SnapshotRow.key.is_not(None))
+        .order_by(DetectionRow.id)
+    )
+    if since is not None:
+        query = query.where(ViolationRow.reviewed_at >= since)
+    return session.execute(query).all()
+
+
+def export_reviews(settings: Settings, out_dir, since=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Write reviewed detections as a class-folder training set for ``train --from-reviews``.
+
+    Each detection's crop (head, face, tile or ROI box) is cut from its snapshot in S3 and filed
+    under ``<out_dir>/<task>/<class>/``: the violation class when the reviewer confirmed the case,
+    the compliant class when they dismissed it as a false positive.
+
+    Returns:
+        Images written per ``task/class``.
+    """
+    from classifiers.reviews import export_review_set, review_crop
+
+    from canteen_watch.core import Box, Detection
+    from canteen_watch.pipeline import decode_jpeg
+    from canteen_watch.runtime import open_database, open_storage
+
+    with ExitStack() as stack:
+        engine, sessions = open_database(settings)
+        stack.callback(engine.dispose)
+        with sessions() as session:
+            rows = [(d.label, d.x1, d.y1, d.x2, d.y2, dict(d.extra or {}), s.key, s.version_id, outcome) for d, s, outcome in reviewed_detections(session, since)]
+        store = open_storage(settings, stack)
+        frames: dict[tuple[str, str | None], np.ndarray] = {}
+
+        def items():  # type: ignore[no-untyped-def]
+            for label, x1, y1, x2, y2, extra, key, version_id, outcome in rows:
+                task = LABEL_TASK.get(label)
+                if task is None:
+                    continue
+                if (key, version_id) not in frames:
+                    frames.clear()  # detections are ordered by id, so one snapshot's are adjacent
+                    frames[(key, version_id)] = decode_jpeg(store.get(key, version_id))
+                detection = Detection(label=label, score=1.0, box=Box(x1, y1, x2, y2), model_version="review", extra=extra)
+                positive, negative = TASK_CLASSES[task]
+                yield review_crop(frames[(key, version_id)], detection, task), task, positive if outcome == "confirmed" else negative
+
+        return export_review_set(items(), out_dir)
