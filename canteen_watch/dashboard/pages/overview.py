@@ -62,14 +62,23 @@ def _headline(ctx: w.PageContext, data: cache.Overview) -> None:
         column.metric(w.tier_name(tier), open_by_tier[tier], border=True, help=t("tier.deadline_help", deadline=f"{config.deadline_hours:g}", red=f"{config.red_after_hours:g}"))
 
 
+TIER_COLOURS = {1: "#d62728", 2: "#ff7f0e", 3: "#1f77b4"}
+
+
 def _trends(data: cache.Overview) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader(t("overview.trend_cases", days=TREND_DAYS))
         trend = data.case_trend
         if trend:
-            frame = pd.DataFrame([{t("common.day"): day, t("common.tier"): w.tier_name(tier), t("overview.col_cases"): n} for day, tier, n in trend])
-            st.bar_chart(frame, x=t("common.day"), y=t("overview.col_cases"), color=t("common.tier"), height=260)
+            tiers = sorted({tier for _, tier, _ in trend})
+            long = pd.DataFrame([{"day": day, "tier": tier, "n": n} for day, tier, n in trend])
+            frame = long.pivot_table(index="day", columns="tier", values="n", aggfunc="sum", fill_value=0)[tiers]
+            frame.columns = [w.tier_name(tier) for tier in tiers]
+            frame.index.name = t("common.day")
+            # Severity colours: tier 1 red, tier 2 orange, tier 3 blue, later tiers grey.
+            colours = [TIER_COLOURS.get(tier, "#7f7f7f") for tier in tiers]
+            st.bar_chart(frame, y_label=t("overview.col_cases"), color=colours, height=260)
         else:
             st.info(t("overview.no_cases"))
     with right:
@@ -77,7 +86,7 @@ def _trends(data: cache.Overview) -> None:
         trend = data.snapshot_trend
         if trend:
             frame = pd.DataFrame([{t("common.day"): day, t("overview.col_stored"): ok, t("overview.col_failed"): bad} for day, ok, bad in trend]).set_index(t("common.day"))
-            st.line_chart(frame, height=260)
+            st.line_chart(frame, color=["#2ca02c", "#d62728"], height=260)  # stored green, failed red
         else:
             st.info(t("overview.no_snapshots"))
 
