@@ -83,6 +83,7 @@ def test_train_roi_with_lead_loader(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the suite's 300 s limit is for the default run
 @needs_data
 def test_full_training_all_tasks(tmp_path):
     """The real training run (≈15–20 min on 2 free cores). Gate: each task's validation AUROC ≥ 0.9."""
