@@ -8,11 +8,9 @@ running it twice never stores or records twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import cv2
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -28,9 +26,6 @@ from canteen_watch.storage import SnapshotStore, StorageUnavailableError, snapsh
 from classifiers.base import FrameClassifier, NoModelClassifier
 from snapshots.capture import CapturedFrame, CaptureError, capture_frame
 from snapshots.quality import assess
-
-Capture = Callable[[CameraConfig], CapturedFrame]
-
 
 @dataclass
 class PipelineContext:
@@ -245,11 +240,3 @@ def maintain(context: PipelineContext) -> dict[str, int]:
     except StorageUnavailableError:
         pass
     return done
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """Decode JPEG bytes to BGR, raising ``ValueError`` when they are not a readable image."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("not a decodable image")
-    return image

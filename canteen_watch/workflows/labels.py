@@ -41,7 +41,7 @@ def roi_verdicts(session, camera_id: str, roi_id: str) -> list[tuple[str, str | 
 
 def labelled_roi_snapshots(settings: Settings, camera_id: str, roi_id: str) -> Iterator[tuple[np.ndarray, str]]:
     """Decoded whole snapshots with their reviewed open/closed label for one camera ROI."""
-    from canteen_watch.pipeline import decode_jpeg
+    from snapshots.capture import decode_jpeg
     from canteen_watch.runtime import open_database, open_storage
 
     with ExitStack() as stack:
@@ -53,7 +53,7 @@ def labelled_roi_snapshots(settings: Settings, camera_id: str, roi_id: str) -> I
             raise LookupError(f"no reviewed open_storage cases for camera {camera_id!r} ROI {roi_id!r}: review some in the dashboard, or pass --images")
         store = open_storage(settings, stack)
         for key, version_id, label in verdicts:
-            yield decode_jpeg(store.get(key, version_id)), label
+            yield decode_jpeg(camera_id, store.get(key, version_id)), label
 
 
 LABEL_TASK = {"no_hat": "hat", "no_mask": "mask", "pest": "pest", "open_storage": "storage"}
@@ -89,7 +89,7 @@ def export_reviews(settings: Settings, out_dir, since=None) -> dict[str, int]:  
     from classifiers.reviews import export_review_set, review_crop
 
     from canteen_watch.core import Box, Detection
-    from canteen_watch.pipeline import decode_jpeg
+    from snapshots.capture import decode_jpeg
     from canteen_watch.runtime import open_database, open_storage
 
     with ExitStack() as stack:
@@ -107,7 +107,7 @@ def export_reviews(settings: Settings, out_dir, since=None) -> dict[str, int]:  
                     continue
                 if (key, version_id) not in frames:
                     frames.clear()  # detections are ordered by id, so one snapshot's are adjacent
-                    frames[(key, version_id)] = decode_jpeg(store.get(key, version_id))
+                    frames[(key, version_id)] = decode_jpeg(key, store.get(key, version_id))
                 detection = Detection(label=label, score=1.0, box=Box(x1, y1, x2, y2), model_version="review", extra=extra)
                 positive, negative = TASK_CLASSES[task]
                 yield review_crop(frames[(key, version_id)], detection, task), task, positive if outcome == "confirmed" else negative
