@@ -85,3 +85,30 @@ def test_demo_runs_and_reuses_its_data_folder(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     verify = subprocess.run([sys.executable, "-m", "canteen_watch", "-c", str(data_dir / "demo.toml"), "ledger", "verify"], capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and verify.stdout.startswith("OK"), verify.stdout + verify.stderr
+
+
+def test_run_schedules_until_sigterm(tmp_path: Path, s3_server) -> None:
+    import signal
+    import time
+
+    import tomli_w
+    from sqlalchemy import create_engine, text
+
+    with SimulatedCameraServer(None, "u", "p", auth="basic") as cams:
+        config = write_config(tmp_path, s3_server, cams.url_for("cam-1"))
+        data = __import__("tomllib").loads(config.read_text())
+        data["cameras"][0]["schedule"] = {"interval_seconds": 1, "misfire_grace_seconds": 2}
+        config.write_text(tomli_w.dumps(data), encoding="utf-8")
+        process = subprocess.Popen([sys.executable, "-m", "canteen_watch", "run", "-c", str(config), "--no-classify"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(9)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "scheduling 1 cameras" in output and "stopped" in output
+    engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'canteen-watch.db'}")
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM snapshots WHERE status = 'stored'")).scalar()
+    engine.dispose()
+    assert stored >= 2, output
