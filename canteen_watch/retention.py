@@ -21,8 +21,10 @@ rows that the next run marks without anything left to delete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from minio.error import S3Error
 from sqlalchemy import exists, func, or_, select
@@ -37,6 +39,8 @@ from canteen_watch.storage import SnapshotStore, StorageUnavailableError, is_una
 from canteen_watch.workflows.evidence import object_versions
 from canteen_watch.workflows.models import ROW_LOCK, RectificationRow, SnapshotExpiryRow, ViolationDetectionRow, ViolationRow
 from canteen_watch.workflows.states import FINAL_STATES
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,26 @@ def delete_all_versions(store: SnapshotStore, key: str) -> int:
         raise
 
 
+def _delete_each(store: SnapshotStore, items: list[T], location: Callable[[T], tuple[str, str]], refused: set[str], report: "RetentionReport") -> list[tuple[T, int]]:
+    """Delete every version of each item's object; returns ``(item, versions deleted)`` for those deleted.
+
+    An object S3 refuses to delete (a legal hold, object lock) is named in ``report.failures`` and
+    remembered in ``refused`` so later batches skip it; an outage raises ``StorageUnavailableError``.
+    Objects in another bucket than the store's are not ours to delete (0 versions).
+    """
+    done = []
+    for item in items:
+        bucket, key = location(item)
+        try:
+            count = delete_all_versions(store, key) if bucket == store.bucket else 0
+        except S3Error as exc:
+            refused.add(key)
+            report.failures.append(f"{key}: {exc.code}")
+            continue
+        done.append((item, count))
+    return done
+
+
 def run_retention(
     sessions: sessionmaker[Session],
     sink: EventSink,
@@ -164,17 +188,9 @@ def run_retention(
             snapshots = [s for s in snapshots if s[2] not in refused][:batch_size]
             if not snapshots:
                 break
-            done = []
-            for snapshot_id, bucket, key, version_id, sha256, reason in snapshots:
-                try:
-                    count = delete_all_versions(store, key) if bucket == store.bucket else 0
-                except S3Error as exc:
-                    refused.add(key)
-                    report.failures.append(f"{key}: {exc.code}")
-                    continue
-                done.append((snapshot_id, bucket, key, version_id, sha256, reason, count))
+            done = _delete_each(store, snapshots, lambda item: (item[1], item[2]), refused, report)
             with write_transaction(sessions) as session:
-                for snapshot_id, bucket, key, version_id, sha256, reason, count in done:
+                for (snapshot_id, bucket, key, version_id, sha256, reason), count in done:
                     if session.get(SnapshotExpiryRow, snapshot_id) is not None:
                         continue
                     session.add(SnapshotExpiryRow(snapshot_id=snapshot_id, expired_at=now, reason=reason, versions_deleted=count))
@@ -189,17 +205,9 @@ def run_retention(
             photos = [p for p in photos if p[3] not in refused][:batch_size]
             if not photos:
                 break
-            done_photos = []
-            for rect_id, violation_id, bucket, key, version_id, sha256 in photos:
-                try:
-                    count = delete_all_versions(store, key) if bucket == store.bucket else 0
-                except S3Error as exc:
-                    refused.add(key)
-                    report.failures.append(f"{key}: {exc.code}")
-                    continue
-                done_photos.append((rect_id, violation_id, bucket, key, version_id, sha256, count))
+            done_photos = _delete_each(store, photos, lambda item: (item[2], item[3]), refused, report)
             with write_transaction(sessions) as session:
-                for rect_id, violation_id, bucket, key, version_id, sha256, count in done_photos:
+                for (rect_id, violation_id, bucket, key, version_id, sha256), count in done_photos:
                     rect = session.get(RectificationRow, rect_id, with_for_update=ROW_LOCK)
                     if rect is None or rect.photo_expired_at is not None:
                         continue
