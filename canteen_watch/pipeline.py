@@ -38,11 +38,10 @@ class PipelineContext:
     sink: EventSink = field(default_factory=NullSink)
     classify_enabled: bool = True
     stale_claim_after: timedelta = timedelta(minutes=10)
-    journal: Journal | None = None
+    journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.journal is None:
-            self.journal = Journal(self.settings.data_dir.resolve() / "journal")
+        self.journal = Journal(self.settings.data_dir.resolve() / "journal")
 
     def capture(self, camera: CameraConfig) -> CapturedFrame:
         """Grab one frame from ``camera`` (hard timeout inside)."""
@@ -149,7 +148,6 @@ def process_slot(context: PipelineContext, camera_id: str, slot_time: datetime) 
 
 def _record(context: PipelineContext, camera: CameraConfig, slot: Slot, claim: Claim | None, record: JournalRecord) -> str:
     """Write the record to the database, or journal it when the database is unreachable."""
-    assert context.journal is not None
     if claim is not None:
         try:
             _write_record(context, camera, slot, claim.snapshot_id, record)
@@ -176,7 +174,6 @@ def replay_journal(context: PipelineContext) -> int:
     A slot that is already recorded (done before the outage, or replayed earlier) is dropped
     from the journal without writing anything.
     """
-    assert context.journal is not None
     written = 0
     for record in context.journal.records():
         try:
